@@ -1,0 +1,50 @@
+# prreid: the two commands a newcomer runs.
+#   make book   create .venv, install, generate SynthVeh, run every chapter (papermill), build the HTML book
+#   make test   create .venv if needed, install, run pytest
+# Optional: make book PROFILE=veri776 DATA_ROOT=/data/VeRi-776  (see README)
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+MATHJAX := book/_static/mathjax/tex-chtml.js
+PROFILE ?= quick
+DATA_ROOT ?=
+SEED ?= 0
+DEVICE ?= auto
+
+.PHONY: book test install mathjax chromium lint clean-book
+
+book: install mathjax
+	$(VENV)/bin/prreid book --profile $(PROFILE) --seed $(SEED) --device $(DEVICE) $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
+
+test: install mathjax chromium
+	$(PY) -m pytest
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[book,dev]'
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (prreid)" >/dev/null
+	touch $@
+
+# MathJax 3 is served from the book itself (no CDN): taken from the npm package.
+mathjax: $(MATHJAX)
+
+$(MATHJAX):
+	npm install --silent --no-save --no-audit --no-fund --prefix .cache/npm mathjax@3
+	mkdir -p book/_static/mathjax
+	cp -r .cache/npm/node_modules/mathjax/es5/. book/_static/mathjax/
+
+# The browser test drives Debian's chromium (never a downloaded browser).
+chromium:
+	@test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium; }
+
+lint: install
+	$(VENV)/bin/ruff check prreid_lib tests benchmarks
+	$(VENV)/bin/ruff format --check prreid_lib tests benchmarks
+
+clean-book:
+	rm -rf _build book/_generated

@@ -1,0 +1,138 @@
+"""Run the book's chapters with papermill and build the HTML book.
+
+`prreid book` (and `make book`) call :func:`run_chapters` then :func:`build_book`.
+Every chapter is a parameterized notebook in ``notebooks/``; the executed copies
+land in ``book/_generated/`` where ``_toc.yml`` expects them.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+GENERATED_DIR = REPO_ROOT / "book" / "_generated"
+
+
+class ChapterFailed(RuntimeError):
+    """A chapter raised while papermill executed it; the message names the executed copy."""
+
+
+@dataclass(frozen=True)
+class ChapterParameters:
+    """The parameters every chapter's ``parameters`` cell defines."""
+
+    profile: str = "quick"
+    data_root: str | None = None
+    seed: int = 0
+    device: str = "auto"
+    output_dir: str = "runs"
+
+    def as_dict(self) -> dict[str, object]:
+        """Parameters as papermill expects them."""
+        return {
+            "profile": self.profile,
+            "data_root": self.data_root,
+            "seed": self.seed,
+            "device": self.device,
+            "output_dir": self.output_dir,
+        }
+
+
+def list_chapters(notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
+    """The source notebooks in book order (by file name: ``01_data.ipynb`` ...)."""
+    chapters = sorted(notebook_dir.glob("[0-9][0-9]_*.ipynb"))
+    if not chapters:
+        raise FileNotFoundError(
+            f"no chapter notebooks (NN_name.ipynb) in {notebook_dir}; run from a prreid checkout"
+        )
+    return chapters
+
+
+def run_chapter(
+    notebook: Path,
+    output: Path,
+    params: ChapterParameters,
+    cwd: Path = REPO_ROOT,
+    kernel: str = "python3",
+) -> float:
+    """Execute one chapter with papermill; return its wall time in seconds.
+
+    A failing cell raises :class:`ChapterFailed`; the executed notebook, with
+    the error in it, stays at ``output`` for inspection.
+    """
+    import papermill as pm
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    try:
+        pm.execute_notebook(
+            str(notebook),
+            str(output),
+            parameters=params.as_dict(),
+            kernel_name=kernel,
+            cwd=str(cwd),
+            progress_bar=False,
+        )
+    except pm.PapermillExecutionError as err:
+        raise ChapterFailed(
+            f"chapter {notebook.name} failed in cell {err.exec_count}: {err.ename}: {err.evalue}\n"
+            f"the executed notebook with the full traceback is {output}"
+        ) from None
+    return time.perf_counter() - start
+
+
+def run_chapters(
+    params: ChapterParameters,
+    chapters: Sequence[Path] | None = None,
+    generated_dir: Path = GENERATED_DIR,
+    cwd: Path = REPO_ROOT,
+    on_done: Callable[[str, float], None] | None = None,
+) -> pd.DataFrame:
+    """Execute every chapter in order; return a table of per-chapter wall times.
+
+    The table is also written to ``generated_dir/timings.csv`` before each
+    chapter starts, so the appendix chapter can show the times of those before it.
+    """
+    chapters = list(chapters) if chapters is not None else list_chapters()
+    rows: list[dict[str, object]] = []
+    for notebook in chapters:
+        pd.DataFrame(rows, columns=["chapter", "seconds"]).to_csv(
+            _ensure_dir(generated_dir) / "timings.csv", index=False
+        )
+        seconds = run_chapter(notebook, generated_dir / notebook.name, params, cwd=cwd)
+        rows.append({"chapter": notebook.stem, "seconds": round(seconds, 1)})
+        if on_done is not None:
+            on_done(notebook.stem, seconds)
+    table = pd.DataFrame(rows, columns=["chapter", "seconds"])
+    table.to_csv(generated_dir / "timings.csv", index=False)
+    return table
+
+
+def build_book(root: Path = REPO_ROOT, strict: bool = True) -> Path:
+    """Build the HTML book with Jupyter Book 1 (warnings are errors when ``strict``).
+
+    Returns the path of ``index.html``; raises ``RuntimeError`` with the build log's
+    tail when the build fails.
+    """
+    jb = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(jb), "build", str(root), "--builder", "html"]
+    if strict:
+        cmd += ["-W", "-n", "--keep-going"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        log = (proc.stdout + proc.stderr)[-6000:]
+        raise RuntimeError(f"jupyter-book build of {root} failed:\n{log}")
+    return root / "_build" / "html" / "index.html"
+
+
+def _ensure_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,169 @@
+"""Profiles: one place for data sizes, epochs, resolution and lambda_p.
+
+A profile bundles the settings of every stage of the pipeline (SynthVeh
+generation, part detection, re-id training, evaluation). Notebooks take a
+profile *name* as a papermill parameter and call :func:`get_profile`.
+
+- ``smoke``: tests and CI; every notebook runs in seconds.
+- ``quick``: default of ``make book`` on 2 CPU cores; trends visible.
+- ``paper``: a GPU; ResNet-50 at 256 px as in the paper.
+- ``veri776``, ``vehicleid``: like ``paper`` but on the real data sets,
+  found under a ``data_root`` given by the user.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+PART_NAMES: tuple[str, ...] = ("window", "light", "brand")
+"""The paper's three parts (Sec. 3.2), in the order of the part branches."""
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Size and difficulty of the procedural SynthVeh data set."""
+
+    n_makes: int = 4
+    models_per_make: int = 3
+    n_colours: int = 4
+    veri_train_ids: int = 200
+    veri_test_ids: int = 100
+    veri_cameras: int = 8
+    veri_images_per_id: int = 10
+    vehicleid_train_ids: int = 200
+    vehicleid_test_sizes: tuple[int, int, int] = (100, 200, 300)
+    vehicleid_images_per_id: int = 8
+    n_annotated: int = 500
+    n_part_val: int = 100
+    image_size: int = 128
+    cue_strength: float = 1.6
+    outside_cue_share: float = 0.0
+    near_duplicate_share: float = 0.8
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Ultralytics YOLO part detector (built from a yaml, never downloaded)."""
+
+    model_yaml: str = "yolo11n.yaml"
+    imgsz: int = 128
+    epochs: int = 30
+    batch: int = 32
+    conf: float = 0.25
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Re-id training: backbone, input size, schedule and loss weights."""
+
+    arch: str = "resnet18"
+    last_stride: int = 1
+    input_size: int = 64
+    feat_dim: int = 256
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 0.01
+    lr_gamma: float = 0.9
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    lambda_p: dict[str, float] = field(
+        default_factory=lambda: {"window": 1.0, "light": 1.0, "brand": 1.0}
+    )
+    use_global: bool = True
+    recipe: str = "paper"
+    num_instances: int = 4
+    pretrained: str | None = None
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Evaluation protocol settings."""
+
+    n_trials: int = 10
+    max_rank: int = 50
+    metric: str = "euclidean"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """All settings of one profile; ``real_data`` names a real data set or ``None``."""
+
+    name: str
+    synth: SynthConfig
+    detector: DetectorConfig
+    train: TrainConfig
+    eval: EvalConfig = EvalConfig()
+    real_data: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (for hashing runs and printing)."""
+        return asdict(self)
+
+
+_SMOKE = Profile(
+    name="smoke",
+    synth=SynthConfig(
+        n_makes=2,
+        models_per_make=2,
+        n_colours=2,
+        veri_train_ids=16,
+        veri_test_ids=8,
+        veri_cameras=4,
+        veri_images_per_id=6,
+        vehicleid_train_ids=16,
+        vehicleid_test_sizes=(6, 8, 10),
+        vehicleid_images_per_id=4,
+        n_annotated=40,
+        n_part_val=16,
+        image_size=96,
+    ),
+    detector=DetectorConfig(imgsz=64, epochs=1, batch=16),
+    train=TrainConfig(arch="resnet18", input_size=64, epochs=1, batch_size=32),
+    eval=EvalConfig(n_trials=2, max_rank=10),
+)
+
+_QUICK = Profile(
+    name="quick",
+    synth=SynthConfig(),
+    detector=DetectorConfig(),
+    train=TrainConfig(),
+)
+
+_PAPER = Profile(
+    name="paper",
+    synth=SynthConfig(
+        n_makes=10,
+        models_per_make=5,
+        n_colours=8,
+        veri_train_ids=576,
+        veri_test_ids=200,
+        veri_cameras=20,
+        veri_images_per_id=40,
+        vehicleid_train_ids=5000,
+        vehicleid_test_sizes=(800, 1600, 2400),
+        vehicleid_images_per_id=8,
+        n_annotated=500,
+        n_part_val=200,
+        image_size=256,
+    ),
+    detector=DetectorConfig(model_yaml="yolo11s.yaml", imgsz=320, epochs=100, batch=64),
+    train=TrainConfig(arch="resnet50", input_size=256, epochs=40, batch_size=64),
+)
+
+PROFILES: dict[str, Profile] = {
+    "smoke": _SMOKE,
+    "quick": _QUICK,
+    "paper": _PAPER,
+    "veri776": replace(_PAPER, name="veri776", real_data="veri776"),
+    "vehicleid": replace(_PAPER, name="vehicleid", real_data="vehicleid"),
+}
+
+
+def get_profile(name: str) -> Profile:
+    """Return the profile called ``name``; a clear ``ValueError`` lists the valid names."""
+    try:
+        return PROFILES[name]
+    except KeyError:
+        valid = ", ".join(sorted(PROFILES))
+        raise ValueError(f"unknown profile {name!r}; choose one of: {valid}") from None

@@ -1,0 +1,122 @@
+"""Standard figures: image grids with part boxes, near-duplicate groups.
+
+Functions return matplotlib figures; notebooks display them. Part colours are
+fixed across the book so a reader learns them once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from PIL import Image
+
+PART_COLOURS: dict[str, str] = {
+    "window": "#1f77b4",
+    "light": "#ff7f0e",
+    "brand": "#2ca02c",
+    "vehicle": "#bbbbbb",
+}
+
+
+def draw_part_boxes(ax: plt.Axes, boxes: pd.DataFrame, visible_only: bool = True) -> None:
+    """Draw part boxes (columns part, x1, y1, x2, y2, optional visible / imputed) on ``ax``.
+
+    Imputed boxes are dashed, invisible ground-truth boxes are skipped unless
+    ``visible_only`` is false (then dotted).
+    """
+    for row in boxes.itertuples(index=False):
+        visible = bool(getattr(row, "visible", 1))
+        if visible_only and not visible:
+            continue
+        style = "--" if bool(getattr(row, "imputed", False)) else "-"
+        if not visible:
+            style = ":"
+        ax.add_patch(
+            Rectangle(
+                (row.x1, row.y1),
+                row.x2 - row.x1,
+                row.y2 - row.y1,
+                fill=False,
+                linewidth=1.2,
+                linestyle=style,
+                edgecolor=PART_COLOURS.get(row.part, "#d62728"),
+            )
+        )
+
+
+def image_grid(
+    paths: Sequence[str | Path],
+    boxes: pd.DataFrame | None = None,
+    titles: Sequence[str] | None = None,
+    ncols: int = 6,
+    cell_inches: float = 1.7,
+    parts: Sequence[str] = ("window", "light", "brand"),
+) -> Figure:
+    """A grid of images, optionally with part boxes (``boxes`` keyed by column ``path``).
+
+    An empty string in ``paths`` leaves its cell blank (ragged rows).
+    """
+    n = len(paths)
+    if n == 0:
+        raise ValueError("image_grid needs at least one image path")
+    ncols = min(ncols, n)
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(ncols * cell_inches, nrows * cell_inches * 1.05), squeeze=False
+    )
+    by_path = boxes[boxes["part"].isin(parts)].groupby("path") if boxes is not None else None
+    for k, ax in enumerate(axes.ravel()):
+        ax.axis("off")
+        if k >= n or not paths[k]:
+            continue
+        path = str(paths[k])
+        ax.imshow(np.asarray(Image.open(path).convert("RGB")))
+        if by_path is not None and path in by_path.groups:
+            draw_part_boxes(ax, by_path.get_group(path))
+        if titles is not None:
+            ax.set_title(titles[k], fontsize=7)
+    fig.tight_layout(pad=0.3)
+    return fig
+
+
+def near_duplicate_grid(
+    images: pd.DataFrame,
+    group_col: str = "group",
+    n_groups: int = 4,
+    ids_per_group: int = 5,
+    boxes: pd.DataFrame | None = None,
+    seed: int = 0,
+    view: str | None = None,
+) -> Figure:
+    """Rows are near-duplicate groups (same make, model, colour); columns distinct identities.
+
+    ``images`` needs columns ``path``, ``pid`` and ``group_col`` (and ``view`` when
+    ``view`` is given). Groups with the most identities are shown first; one image
+    per identity, chosen by ``seed``.
+    """
+    rng = np.random.default_rng(seed)
+    pool = images if view is None else images[images["view"] == view]
+    sizes = pool.groupby(group_col)["pid"].nunique().sort_values(ascending=False, kind="stable")
+    groups = sizes[sizes >= 2].index[:n_groups]
+    if len(groups) == 0:
+        raise ValueError(f"no group in column {group_col!r} has two identities or more")
+    paths: list[str] = []
+    titles: list[str] = []
+    for g in groups:
+        pids = pool.loc[pool[group_col] == g, "pid"].drop_duplicates().to_numpy()[:ids_per_group]
+        for c in range(ids_per_group):
+            if c < len(pids):
+                rows = pool[pool["pid"] == pids[c]]
+                row = rows.iloc[int(rng.integers(len(rows)))]
+                paths.append(row["path"])
+                titles.append(f"group {g} · id {pids[c]}")
+            else:
+                paths.append("")
+                titles.append("")
+    return image_grid(paths, boxes, titles, ncols=ids_per_group)

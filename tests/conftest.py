@@ -1,0 +1,73 @@
+"""Shared fixtures: one SynthVeh smoke export and one smoke run of every chapter per session."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(scope="session")
+def smoke_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SynthVeh export of the smoke profile (generated once per test session)."""
+    from prreid_lib.data import ensure_synthveh
+
+    return ensure_synthveh("smoke", root=tmp_path_factory.mktemp("data") / "synthveh", seed=0)
+
+
+@dataclass
+class ExecutedChapter:
+    """One chapter executed by papermill: its output notebook and the error, if any."""
+
+    name: str
+    output: Path
+    error: str | None
+
+
+@pytest.fixture(scope="session")
+def executed_chapters(
+    smoke_data: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, ExecutedChapter]:
+    """Every chapter executed with the smoke profile into a temporary book/_generated."""
+    from prreid_lib.chapters import ChapterFailed, ChapterParameters, list_chapters, run_chapter
+
+    book = tmp_path_factory.mktemp("book")
+    generated = book / "book" / "_generated"
+    runs = tmp_path_factory.mktemp("runs")
+    params = ChapterParameters("smoke", str(smoke_data), 0, "cpu", str(runs))
+    results: dict[str, ExecutedChapter] = {}
+    for notebook in list_chapters():
+        output = generated / notebook.name
+        try:
+            run_chapter(notebook, output, params, cwd=ROOT)
+            error = None
+        except ChapterFailed as err:
+            error = str(err)
+        results[notebook.stem] = ExecutedChapter(notebook.stem, output, error)
+    return results
+
+
+def read_glue(notebook: Path) -> dict[str, object]:
+    """Values glued with ``myst_nb.glue`` in an executed notebook (parsed from text/plain)."""
+    nb = json.loads(notebook.read_text())
+    values: dict[str, object] = {}
+    for cell in nb["cells"]:
+        for out in cell.get("outputs", []):
+            meta = out.get("metadata", {}).get("scrapbook")
+            if not meta:
+                continue
+            data = out.get("data", {})
+            text = data.get(meta.get("mime_prefix", "") + "text/plain", "")
+            text = "".join(text) if isinstance(text, list) else text
+            try:
+                values[meta["name"]] = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                values[meta["name"]] = text
+    return values

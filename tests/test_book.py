@@ -1,0 +1,116 @@
+"""The book builds with warnings as errors, and every page renders offline in Chromium."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ERROR_OUTPUTS = ".output.error, .output.traceback, .output.stderr, .cell_output .stderr"
+
+
+@pytest.fixture(scope="session")
+def built_book(executed_chapters) -> Path:
+    """The HTML book built from the smoke-executed chapters (in a temporary copy)."""
+    from prreid_lib.chapters import build_book
+
+    failed = [c.name for c in executed_chapters.values() if c.error]
+    assert not failed, f"chapters failed, the book cannot be built: {failed}"
+    mathjax = ROOT / "book" / "_static" / "mathjax" / "tex-chtml.js"
+    assert mathjax.exists(), f"{mathjax} is missing: run `make mathjax` (make test does)"
+    root = next(iter(executed_chapters.values())).output.parents[2]
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(ROOT / name, root / name)
+    shutil.copytree(
+        ROOT / "book", root / "book", dirs_exist_ok=True, ignore=shutil.ignore_patterns("_generated")
+    )
+    index = build_book(root, strict=True)
+    assert index.exists()
+    return index.parent
+
+
+@pytest.mark.slow
+def test_book_builds_with_warnings_as_errors(built_book):
+    pages = {p.relative_to(built_book).as_posix() for p in built_book.rglob("*.html")}
+    assert "index.html" in pages
+    assert "book/method.html" in pages
+    assert any(p.startswith("book/_generated/01_data") for p in pages)
+
+
+def _serve(directory: Path) -> tuple[ThreadingHTTPServer, str]:
+    handler = partial(SimpleHTTPRequestHandler, directory=str(directory))
+    handler.log_message = lambda *args: None  # quiet
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+@pytest.mark.slow
+def test_every_page_renders_offline_in_chromium(built_book):
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium (apt-get)")
+    from playwright.sync_api import sync_playwright
+
+    pages = sorted(
+        p.relative_to(built_book).as_posix()
+        for p in built_book.rglob("*.html")
+        if "_static" not in p.parts and "_sources" not in p.parts
+    )
+    server, base = _serve(built_book)
+    outside: list[str] = []
+    problems: list[str] = []
+
+    def only_localhost(route):
+        url = route.request.url
+        if url.startswith(("data:", "blob:", "about:")) or urlparse(url).hostname == "127.0.0.1":
+            route.continue_()
+        else:
+            outside.append(url)
+            route.abort()
+
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            context = browser.new_context()
+            context.route("**/*", only_localhost)
+            page = context.new_page()
+            for rel in pages:
+                page.goto(f"{base}/{rel}", wait_until="load")
+                broken = page.evaluate(
+                    "Array.from(document.images)"
+                    ".filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)"
+                )
+                if broken:
+                    problems.append(f"{rel}: images that do not load: {broken}")
+                n_errors = page.locator(ERROR_OUTPUTS).count()
+                if n_errors:
+                    problems.append(f"{rel}: {n_errors} error/stderr outputs")
+                if "Traceback (most recent call last)" in page.content():
+                    problems.append(f"{rel}: a Python traceback is shown")
+            # MathJax is served locally and typesets the method's equations.
+            page.goto(f"{base}/book/method.html", wait_until="load")
+            page.wait_for_selector("mjx-container", timeout=20_000)
+            # The search page finds the method page.
+            page.goto(f"{base}/search.html?q=regularization", wait_until="load")
+            page.wait_for_selector("#search-results li", timeout=20_000)
+            browser.close()
+    finally:
+        server.shutdown()
+    assert not outside, f"requests left 127.0.0.1: {sorted(set(outside))[:10]}"
+    assert not problems, "\n".join(problems)
