@@ -19,6 +19,7 @@ import pandas as pd
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 GENERATED_DIR = REPO_ROOT / "book" / "_generated"
+TIMINGS_FILE = "chapter_timings.csv"
 
 
 class ChapterFailed(RuntimeError):
@@ -98,21 +99,20 @@ def run_chapters(
 ) -> pd.DataFrame:
     """Execute every chapter in order; return a table of per-chapter wall times.
 
-    The table is also written to ``generated_dir/timings.csv`` before each
+    The table is also written to ``<output_dir>/chapter_timings.csv`` before each
     chapter starts, so the appendix chapter can show the times of those before it.
     """
     chapters = list(chapters) if chapters is not None else list_chapters()
+    timings_csv = _ensure_dir(cwd / params.output_dir) / TIMINGS_FILE
     rows: list[dict[str, object]] = []
     for notebook in chapters:
-        pd.DataFrame(rows, columns=["chapter", "seconds"]).to_csv(
-            _ensure_dir(generated_dir) / "timings.csv", index=False
-        )
+        pd.DataFrame(rows, columns=["chapter", "seconds"]).to_csv(timings_csv, index=False)
         seconds = run_chapter(notebook, generated_dir / notebook.name, params, cwd=cwd)
         rows.append({"chapter": notebook.stem, "seconds": round(seconds, 1)})
         if on_done is not None:
             on_done(notebook.stem, seconds)
     table = pd.DataFrame(rows, columns=["chapter", "seconds"])
-    table.to_csv(generated_dir / "timings.csv", index=False)
+    table.to_csv(timings_csv, index=False)
     return table
 
 

@@ -113,9 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     book.add_argument("--seed", type=int, default=0)
     book.add_argument("--device", default="auto")
     book.add_argument("--output-dir", default=None, help="runs folder (default runs/<profile>)")
-    book.add_argument(
-        "--chapters", nargs="*", help="only chapters starting so: 01 04"
-    )
+    book.add_argument("--chapters", nargs="*", help="only chapters starting so: 01 04")
     book.add_argument("--no-build", action="store_true", help="execute only, do not build HTML")
     return parser
 

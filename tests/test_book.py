@@ -38,7 +38,10 @@ def built_book(executed_chapters) -> Path:
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy(ROOT / name, root / name)
     shutil.copytree(
-        ROOT / "book", root / "book", dirs_exist_ok=True, ignore=shutil.ignore_patterns("_generated")
+        ROOT / "book",
+        root / "book",
+        dirs_exist_ok=True,
+        ignore=shutil.ignore_patterns("_generated"),
     )
     index = build_book(root, strict=True)
     assert index.exists()

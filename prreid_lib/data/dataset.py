@@ -1,0 +1,212 @@
+"""Images and part boxes in memory, as uint8 tensors, for fast training on a CPU.
+
+:class:`ReIDImageSet` decodes every image of a DataFrame (columns ``path``,
+``pid``) once, resized to ``input_size`` x ``input_size``, into one uint8
+tensor (N, 3, H, W), and caches it as an ``.npy`` file keyed by the list of
+files (path, size, modification time) and the size, so a rerun loads it in
+about a second. Part boxes (the table of CONTRACTS: ``path, part, x1, y1, x2,
+y2, img_w, img_h, score, imputed``) become normalised boxes (N, P, 2, 4) with a
+validity mask (N, P, 2): window and brand use slot 0, lights up to two slots
+(the two highest-scoring boxes, left one first). Identities are relabelled to
+0..C-1 for the classifiers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+
+from prreid_lib.config import PART_NAMES
+
+CACHE_VERSION = "1"
+MAX_SLOTS = 2
+"""Boxes kept per part and image (two lights)."""
+
+
+def default_cache_dir() -> Path:
+    """``$PRREID_CACHE_DIR`` or ``~/.cache/prreid``: where decoded image tensors are kept."""
+    return Path(os.environ.get("PRREID_CACHE_DIR", Path.home() / ".cache" / "prreid"))
+
+
+def files_fingerprint(paths: Sequence[str]) -> str:
+    """SHA-1 of every path with its size and modification time (a missing file is an error)."""
+    digest = hashlib.sha1()
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                f"image {path} listed in the data frame does not exist; "
+                "check the data root or regenerate the data set"
+            ) from None
+        digest.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def _decode(path: str, size: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """One image -> (3, size, size) uint8 and its original (width, height)."""
+    with Image.open(path) as im:
+        original = im.size
+        im.draft("RGB", (size, size))  # JPEG: decode at a reduced scale when possible
+        rgb = im.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+        return np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1), original
+
+
+def decode_images(
+    paths: Sequence[str], size: int, cache_dir: str | Path | None = None, workers: int = 4
+) -> tuple[torch.Tensor, np.ndarray]:
+    """Decode ``paths`` into a uint8 tensor (N, 3, size, size) and original sizes (N, 2) (w, h).
+
+    With ``cache_dir`` the result is stored as ``<key>.npy`` / ``<key>.sizes.npy``
+    (written atomically) and later calls with the same files and size memory-map
+    it copy-on-write instead of decoding again.
+    """
+    paths = [str(p) for p in paths]
+    key = hashlib.sha1(f"{CACHE_VERSION}|{size}|{files_fingerprint(paths)}".encode()).hexdigest()[
+        :20
+    ]
+    if cache_dir is not None:
+        cache = Path(cache_dir)
+        img_file, size_file = cache / f"images-{key}.npy", cache / f"images-{key}.sizes.npy"
+        if img_file.is_file() and size_file.is_file():
+            return torch.from_numpy(np.load(img_file, mmap_mode="c")), np.load(size_file)
+    images = np.empty((len(paths), 3, size, size), dtype=np.uint8)
+    sizes = np.empty((len(paths), 2), dtype=np.int64)
+
+    def work(i: int) -> None:
+        images[i], sizes[i] = _decode(paths[i], size)
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        list(pool.map(work, range(len(paths))))
+    if cache_dir is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+        for target, array in ((img_file, images), (size_file, sizes)):
+            tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+            with open(tmp, "wb") as handle:
+                np.save(handle, array)
+            os.replace(tmp, target)
+    return torch.from_numpy(images), sizes
+
+
+def boxes_to_tensors(
+    paths: Sequence[str],
+    part_boxes: pd.DataFrame,
+    parts: Sequence[str] = PART_NAMES,
+    image_sizes: np.ndarray | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Part-box table -> normalised boxes (N, P, 2, 4) and validity (N, P, 2) for ``paths``.
+
+    Coordinates are divided by ``img_w`` / ``img_h`` of the table (or by
+    ``image_sizes`` (N, 2) when the table lacks them) and clipped to [0, 1].
+    Per image and part the highest-scoring boxes fill the slots (window and
+    brand one slot, light two, ordered left to right); images without a row
+    for a part, and empty boxes, are invalid.
+    """
+    need = {"path", "part", "x1", "y1", "x2", "y2"}
+    if not need <= set(part_boxes.columns):
+        raise ValueError(
+            f"part boxes table lacks columns {sorted(need - set(part_boxes.columns))}; "
+            "expected path, part, x1, y1, x2, y2, img_w, img_h, score (see CONTRACTS)"
+        )
+    n, n_parts = len(paths), len(parts)
+    boxes = np.zeros((n, n_parts, MAX_SLOTS, 4), dtype=np.float32)
+    valid = np.zeros((n, n_parts, MAX_SLOTS), dtype=bool)
+    table = part_boxes[part_boxes["part"].isin(parts)]
+    rows = pd.DataFrame({"path": [str(p) for p in paths], "row": np.arange(n)})
+    table = rows.merge(table.assign(path=table["path"].astype(str)), on="path")
+    if len(table):
+        score = table["score"] if "score" in table else pd.Series(1.0, index=table.index)
+        table = table.assign(_score=score.fillna(1.0).to_numpy())
+        table = table.sort_values(["row", "part", "_score"], ascending=[True, True, False])
+        table = table.assign(slot=table.groupby(["row", "part"]).cumcount())
+        slots = np.where(table["part"].to_numpy() == "light", MAX_SLOTS, 1)
+        table = table[table["slot"].to_numpy() < slots]
+        # lights: left box first (slots reassigned by x1 among the kept boxes)
+        table = table.sort_values(["row", "part", "x1"], kind="stable")
+        table = table.assign(slot=table.groupby(["row", "part"]).cumcount())
+        r = table["row"].to_numpy()
+        if {"img_w", "img_h"} <= set(table.columns):
+            w = table["img_w"].to_numpy(dtype=np.float64)
+            h = table["img_h"].to_numpy(dtype=np.float64)
+        elif image_sizes is not None:
+            w, h = image_sizes[r, 0].astype(np.float64), image_sizes[r, 1].astype(np.float64)
+        else:
+            raise ValueError("part boxes table lacks img_w/img_h and no image sizes were given")
+        xyxy = table[["x1", "y1", "x2", "y2"]].to_numpy(dtype=np.float64)
+        xyxy = np.clip(xyxy / np.stack([w, h, w, h], 1), 0.0, 1.0)
+        p = pd.Index(parts).get_indexer(table["part"])
+        s = table["slot"].to_numpy()
+        boxes[r, p, s] = xyxy
+        valid[r, p, s] = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
+    return torch.from_numpy(boxes), torch.from_numpy(valid)
+
+
+class ReIDImageSet(torch.utils.data.Dataset):
+    """A re-id image set in memory: uint8 images, labels, part boxes.
+
+    Built from ``frame`` (columns ``path``, ``pid``) and optional
+    ``part_boxes``. Attributes: ``images`` uint8 (N, 3, S, S), ``labels`` long
+    (N,) in 0..C-1 (``relabel=True``) or the original pids, ``pids`` the
+    original pids (N,), ``pid_values`` original pid of each label, ``boxes``
+    (N, P, 2, 4) normalised xyxy, ``box_valid`` (N, P, 2), ``parts``,
+    ``num_classes``. ``batch(idx)`` returns the tensors of a batch at once;
+    ``__getitem__`` makes it usable with a torch DataLoader too.
+    """
+
+    def __init__(
+        self,
+        frame: pd.DataFrame,
+        part_boxes: pd.DataFrame | None = None,
+        input_size: int = 64,
+        parts: Sequence[str] = PART_NAMES,
+        cache_dir: str | Path | None = None,
+        relabel: bool = True,
+        workers: int = 4,
+    ) -> None:
+        missing = {"path", "pid"} - set(frame.columns)
+        if missing:
+            raise ValueError(f"the image frame lacks columns {sorted(missing)}; need path and pid")
+        self.frame = frame.reset_index(drop=True)
+        self.paths = [str(p) for p in self.frame["path"]]
+        self.parts = tuple(parts)
+        self.input_size = int(input_size)
+        self.images, sizes = decode_images(self.paths, self.input_size, cache_dir, workers)
+        self.pids = torch.from_numpy(np.array(self.frame["pid"], dtype=np.int64))
+        self.pid_values, inverse = np.unique(self.pids.numpy(), return_inverse=True)
+        self.labels = torch.from_numpy(inverse.astype(np.int64)) if relabel else self.pids
+        self.num_classes = len(self.pid_values)
+        if part_boxes is not None and self.parts:
+            self.boxes, self.box_valid = boxes_to_tensors(self.paths, part_boxes, self.parts, sizes)
+        else:
+            self.boxes = torch.zeros(len(self.paths), len(self.parts), MAX_SLOTS, 4)
+            self.box_valid = torch.zeros(len(self.paths), len(self.parts), MAX_SLOTS, dtype=bool)
+        self.has_boxes = part_boxes is not None
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def part_coverage(self) -> dict[str, float]:
+        """Share of images where each part has at least one valid box."""
+        found = self.box_valid.any(-1).float().mean(0).tolist()
+        return dict(zip(self.parts, found, strict=True))
+
+    def batch(self, idx: torch.Tensor | np.ndarray | Sequence[int]) -> dict[str, torch.Tensor]:
+        """Images (uint8), labels, boxes and box validity of the rows ``idx``."""
+        idx = torch.as_tensor(np.asarray(idx), dtype=torch.long)
+        return {
+            "images": self.images[idx],
+            "labels": self.labels[idx],
+            "boxes": self.boxes[idx],
+            "box_valid": self.box_valid[idx],
+        }
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {k: v[0] for k, v in self.batch([i]).items()}

@@ -1,0 +1,416 @@
+"""The part detector: ultralytics YOLO trained offline on part labels (paper Sec. 3.2).
+
+The paper trains YOLO on 500 hand-labelled images and runs it on every image
+of the data sets. Here :func:`train_detector` builds YOLO11 from its yaml (no
+pretrained weights, no download) and trains it with the settings of a
+profile's :class:`~prreid_lib.config.DetectorConfig`; a finished run is reused
+when nothing that determines it changed. :func:`predict_parts` runs the model
+on a list of images into one table, cached by the hash of the weights file;
+:func:`evaluate_detector` reports AP50 and AP50-95 per part with ultralytics'
+own validator plus a confusion summary; :func:`detect_part_boxes` goes from
+images to the part boxes table the re-id model consumes. ultralytics is
+imported lazily, after :func:`prreid_lib.yolo_env.configure_offline`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from prreid_lib.config import PART_NAMES, DetectorConfig
+from prreid_lib.yolo_env import configure_offline, training_precision
+
+__all__ = [
+    "PREDICTION_COLUMNS",
+    "DetectionReport",
+    "DetectorRun",
+    "detect_part_boxes",
+    "evaluate_detector",
+    "file_hash",
+    "main",
+    "predict_parts",
+    "prepare_dataset",
+    "resolve_device",
+    "train_detector",
+]
+
+PREDICTION_COLUMNS = ["path", "part", "x1", "y1", "x2", "y2", "score", "img_w", "img_h"]
+KEY_VERSION = "1"
+
+
+@dataclass
+class DetectorRun:
+    """A trained (or reused) detector: weights, run folder, per-epoch history, time."""
+
+    weights: Path
+    run_dir: Path
+    key: str
+    history: pd.DataFrame
+    seconds: float
+    reused: bool
+
+
+@dataclass
+class DetectionReport:
+    """Detection quality on a labelled split, from ultralytics' validator.
+
+    ``per_part``: one row per part with ``images``, ``instances``,
+    ``precision``, ``recall``, ``ap50``, ``ap50_95``; ``map50`` and
+    ``map50_95`` are their means over parts. ``confusion`` has one row per
+    true part (plus ``background``) and one column per predicted part (plus
+    ``background``), counts at confidence 0.25 and IoU 0.45 (ultralytics' rule).
+    """
+
+    per_part: pd.DataFrame
+    map50: float
+    map50_95: float
+    confusion: pd.DataFrame
+    save_dir: Path
+
+
+def resolve_device(device: str = "auto") -> str:
+    """An ultralytics device string: ``"auto"`` -> first CUDA GPU (``"0"``) or ``"cpu"``."""
+    import torch
+
+    if device == "auto":
+        return "0" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        return device.split(":", 1)[1] if ":" in device else "0"
+    return device
+
+
+def file_hash(path: str | Path, n: int = 16) -> str:
+    """First ``n`` hex digits of the SHA-256 of a file (the model hash of caches)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:n]
+
+
+def _fingerprint(paths: list[Path]) -> str:
+    h = hashlib.sha1()
+    for p in sorted(paths):
+        st = p.stat()
+        h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def prepare_dataset(data_yaml: str | Path, work_dir: str | Path) -> tuple[Path, str]:
+    """A resolved copy of ``data_yaml`` in ``work_dir``; returns (its path, data fingerprint).
+
+    Paths become absolute and names are checked against ``PART_NAMES``. A
+    dataset whose ``labels`` folder is not writable (ultralytics writes label
+    caches next to it) is mirrored in ``work_dir/dataset`` by symbolic links.
+    The fingerprint hashes every image and label file (name, size, mtime).
+    """
+    data_yaml = Path(data_yaml)
+    if not data_yaml.is_file():
+        raise FileNotFoundError(f"part dataset {data_yaml} does not exist; expected a data.yaml")
+    cfg = yaml.safe_load(data_yaml.read_text())
+    names = cfg.get("names")
+    names = [names[k] for k in sorted(names)] if isinstance(names, dict) else list(names or [])
+    if names != list(PART_NAMES):
+        raise ValueError(
+            f"{data_yaml}: names must be {dict(enumerate(PART_NAMES))}, found {names}; "
+            "relabel the classes in that order"
+        )
+    base = Path(cfg.get("path") or data_yaml.parent)
+    base = (base if base.is_absolute() else data_yaml.parent / base).resolve()
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    if not os.access(base / "labels", os.W_OK):
+        mirror = work_dir / "dataset"
+        for sub in ("images", "labels"):
+            (mirror / sub).mkdir(parents=True, exist_ok=True)
+            for split in (base / sub).iterdir():
+                link = mirror / sub / split.name
+                if split.is_dir() and not link.exists():
+                    link.symlink_to(split, target_is_directory=True)
+        base = mirror
+    files = [p for sub in ("images", "labels") for p in (base / sub).rglob("*") if p.is_file()]
+    files = [p for p in files if p.suffix != ".cache"]
+    out = {"path": str(base), "names": dict(enumerate(PART_NAMES))}
+    out.update({k: cfg[k] for k in ("train", "val", "test") if cfg.get(k)})
+    target = work_dir / "data.yaml"
+    target.write_text(yaml.safe_dump(out, sort_keys=False))
+    return target, _fingerprint(files)
+
+
+def _run_key(cfg: DetectorConfig, fingerprint: str, seed: int) -> str:
+    import ultralytics
+
+    blob = json.dumps(
+        [KEY_VERSION, asdict(cfg), fingerprint, seed, ultralytics.__version__], sort_keys=True
+    )
+    return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def train_detector(
+    data_yaml: str | Path,
+    cfg: DetectorConfig,
+    output_dir: str | Path = "runs",
+    device: str = "auto",
+    seed: int = 0,
+    workers: int | None = None,
+    threads: int | None = None,
+    force: bool = False,
+) -> DetectorRun:
+    """Train YOLO from ``cfg.model_yaml`` on the part dataset ``data_yaml``, or reuse the run.
+
+    Everything stays offline (:func:`prreid_lib.yolo_env.configure_offline`):
+    the model is built from its yaml with random weights, AMP is off on CPU
+    (its check would download weights) and bf16 on GPU. The run lives in
+    ``output_dir/detector/<model>-<key>``, where ``key`` hashes ``cfg``, the
+    dataset files and ``seed``; a finished run with that key is reused unless
+    ``force``. ``threads`` sets torch's CPU threads during training
+    (default: the current setting; ultralytics would use cores - 1) and is
+    restored afterwards; ``workers`` the data-loading processes (default
+    ``min(2, cores)``).
+    """
+    configure_offline()
+    root = Path(output_dir) / "detector"
+    dataset, fingerprint = prepare_dataset(data_yaml, root / "data")
+    key = _run_key(cfg, fingerprint, seed)
+    run_dir = (root / f"{Path(cfg.model_yaml).stem}-{key}").resolve()
+    weights = run_dir / "weights" / "best.pt"
+    done = run_dir / "done.json"
+    if done.is_file() and weights.is_file() and not force:
+        info = json.loads(done.read_text())
+        history = pd.read_csv(run_dir / "results.csv")
+        return DetectorRun(weights, run_dir, key, history, info["seconds"], reused=True)
+
+    import torch
+    from ultralytics import YOLO
+    from ultralytics.utils import torch_utils
+
+    dev = resolve_device(device)
+    old_threads = torch.get_num_threads()
+    torch_utils.NUM_THREADS = threads or old_threads
+    start = time.perf_counter()
+    try:
+        model = YOLO(cfg.model_yaml)
+        model.train(
+            data=str(dataset),
+            epochs=cfg.epochs,
+            imgsz=cfg.imgsz,
+            batch=cfg.batch,
+            device=dev,
+            workers=min(2, os.cpu_count() or 1) if workers is None else workers,
+            seed=seed,
+            deterministic=True,
+            amp=training_precision(dev),
+            pretrained=False,
+            project=str(run_dir.parent),
+            name=run_dir.name,
+            exist_ok=True,
+            plots=False,
+            verbose=False,
+            val=True,
+        )
+    finally:
+        torch.set_num_threads(old_threads)
+    seconds = time.perf_counter() - start
+    if not weights.is_file():
+        raise RuntimeError(f"YOLO training in {run_dir} finished without {weights}; see its log")
+    info = {"seconds": seconds, "key": key, "device": dev, "config": asdict(cfg), "seed": seed}
+    done.write_text(json.dumps(info, indent=2))
+    history = pd.read_csv(run_dir / "results.csv")
+    return DetectorRun(weights, run_dir, key, history, seconds, reused=False)
+
+
+def predict_parts(
+    weights: str | Path,
+    paths: list[str] | pd.Series,
+    imgsz: int,
+    conf: float = 0.25,
+    device: str = "auto",
+    cache_dir: str | Path | None = None,
+    batch: int = 64,
+) -> pd.DataFrame:
+    """Detect parts on every image of ``paths``: one row per box (``PREDICTION_COLUMNS``).
+
+    Boxes are in pixels of the original image, ``score`` is YOLO's confidence
+    (at least ``conf``). The table is cached as CSV in ``cache_dir`` (default:
+    ``predictions/`` in the run folder) under the model hash (SHA-256 of the
+    weights file) and a hash of the image files and settings, so chapters reuse it.
+    """
+    configure_offline()
+    weights = Path(weights)
+    paths = [str(p) for p in paths]
+    files = _fingerprint([Path(p) for p in paths])
+    args = hashlib.sha1(f"{files}|{imgsz}|{conf}".encode()).hexdigest()[:12]
+    cache_dir = Path(cache_dir) if cache_dir else weights.parent.parent / "predictions"
+    cache = cache_dir / f"parts-{file_hash(weights)}-{args}.csv"
+    if cache.is_file():
+        return pd.read_csv(cache)
+    from ultralytics import YOLO
+
+    model = YOLO(str(weights))
+    dev = resolve_device(device)
+    rows = []
+    for k in range(0, len(paths), batch):
+        chunk = paths[k : k + batch]
+        results = model.predict(chunk, imgsz=imgsz, conf=conf, device=dev, verbose=False)
+        for path, r in zip(chunk, results, strict=True):
+            h, w = r.orig_shape
+            xyxy = r.boxes.xyxy.cpu().numpy()
+            cls = r.boxes.cls.cpu().numpy().astype(int)
+            score = r.boxes.conf.cpu().numpy()
+            for b, c, s in zip(xyxy, cls, score, strict=True):
+                rows.append((path, model.names[c], *map(float, b), float(s), w, h))
+    table = pd.DataFrame(rows, columns=PREDICTION_COLUMNS)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(".tmp")
+    table.to_csv(tmp, index=False)
+    tmp.replace(cache)
+    return table
+
+
+def evaluate_detector(
+    weights: str | Path,
+    data_yaml: str | Path,
+    imgsz: int,
+    device: str = "auto",
+    split: str = "val",
+    batch: int = 32,
+    save_dir: str | Path | None = None,
+) -> DetectionReport:
+    """AP50 and AP50-95 per part on ``split`` with ultralytics' validator, plus confusions.
+
+    ``data_yaml`` is the part dataset (a prepared copy is written next to the
+    weights' run). Plots (PR curves, confusion matrix) go to ``save_dir``
+    (default: ``val-<split>`` in the run folder).
+    """
+    configure_offline()
+    weights = Path(weights)
+    run_dir = weights.parent.parent
+    dataset, _ = prepare_dataset(data_yaml, run_dir / "val-data")
+    save_dir = Path(save_dir) if save_dir else run_dir / f"val-{split}"
+    from ultralytics import YOLO
+
+    metrics = YOLO(str(weights)).val(
+        data=str(dataset),
+        imgsz=imgsz,
+        batch=batch,
+        device=resolve_device(device),
+        split=split,
+        plots=True,
+        verbose=False,
+        project=str(save_dir.parent),
+        name=save_dir.name,
+        exist_ok=True,
+        workers=0,
+    )
+    rows = []
+    for k, part in enumerate(PART_NAMES):
+        idx = list(metrics.ap_class_index).index(k) if k in metrics.ap_class_index else None
+        p, r, ap50, ap = metrics.class_result(idx) if idx is not None else (0.0, 0.0, 0.0, 0.0)
+        rows.append(
+            {
+                "part": part,
+                "images": int(metrics.nt_per_image[k]),
+                "instances": int(metrics.nt_per_class[k]),
+                "precision": float(p),
+                "recall": float(r),
+                "ap50": float(ap50),
+                "ap50_95": float(ap),
+            }
+        )
+    per_part = pd.DataFrame(rows)
+    labels = [*PART_NAMES, "background"]
+    matrix = np.asarray(metrics.confusion_matrix.matrix, dtype=int)  # [predicted, true]
+    confusion = pd.DataFrame(matrix.T, index=labels, columns=labels)
+    confusion.index.name, confusion.columns.name = "true", "predicted"
+    return DetectionReport(
+        per_part,
+        float(per_part["ap50"].mean()),
+        float(per_part["ap50_95"].mean()),
+        confusion,
+        Path(metrics.save_dir),
+    )
+
+
+def detect_part_boxes(
+    images: pd.DataFrame,
+    weights: str | Path,
+    cfg: DetectorConfig,
+    device: str = "auto",
+    bottoms: pd.Series | None = None,
+    fallback: str = "view",
+    cache_dir: str | Path | None = None,
+) -> pd.DataFrame:
+    """From images (``path``, ``pid``, optionally ``view``) to the part boxes table.
+
+    Runs :func:`predict_parts`, keeps one box per part (two lights) with
+    :func:`~prreid_lib.parts.select_part_boxes`, extends lights to the
+    vehicle's bottom (``bottoms`` per path, default the image's bottom) and
+    fills missing parts with the identity's average box
+    (:func:`~prreid_lib.parts.impute_missing_parts`, flagged ``imputed``).
+    """
+    from prreid_lib.parts import extend_lights, impute_missing_parts, select_part_boxes
+
+    raw = predict_parts(weights, images["path"], cfg.imgsz, cfg.conf, device, cache_dir)
+    chosen = extend_lights(select_part_boxes(raw), bottoms)
+    return impute_missing_parts(chosen, images, fallback=fallback)
+
+
+def _dataset_images(root: Path) -> pd.DataFrame:
+    """Every image (path, pid) of the VeRi-776 and VehicleID exports found under ``root``."""
+    from prreid_lib.data import load_vehicleid, load_veri776
+
+    frames = []
+    if (root / "VeRi-776").is_dir():
+        veri = load_veri776(root / "VeRi-776")
+        frames += [veri.train, veri.query, veri.gallery]
+    if (root / "VehicleID").is_dir():
+        vid = load_vehicleid(root / "VehicleID")
+        frames += [vid.train, vid.test]
+    if not frames:
+        raise FileNotFoundError(f"{root} holds neither VeRi-776/ nor VehicleID/ to detect parts on")
+    return pd.concat([f[["path", "pid"]] for f in frames]).drop_duplicates("path")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``prreid detect``: train (or reuse) the detector, print AP per part, write part boxes."""
+    import argparse
+
+    from prreid_lib.config import get_profile
+
+    parser = argparse.ArgumentParser(prog="prreid detect", description=main.__doc__)
+    parser.add_argument("--profile", default="quick")
+    parser.add_argument("--data-root", default=None, help="SynthVeh root (default: generated)")
+    parser.add_argument("--parts-yaml", default=None, help="part labels (default: <root>/parts)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--output-dir", default="runs")
+    parser.add_argument("--out", default=None, help="part boxes CSV (default: in the run)")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("YOLO_VERBOSE", "True")  # show ultralytics' progress on the console
+    cfg = get_profile(args.profile).detector
+    if args.data_root is None:
+        from prreid_lib.data import ensure_synthveh
+
+        root = ensure_synthveh(args.profile, seed=args.seed)
+    else:
+        root = Path(args.data_root)
+    parts_yaml = Path(args.parts_yaml) if args.parts_yaml else root / "parts" / "data.yaml"
+    run = train_detector(parts_yaml, cfg, args.output_dir, args.device, args.seed)
+    state = "reused" if run.reused else f"trained in {run.seconds:.0f} s"
+    print(f"detector {run.weights} ({state})")
+    report = evaluate_detector(run.weights, parts_yaml, cfg.imgsz, args.device)
+    print(report.per_part.round(3).to_string(index=False))
+    print(f"mAP50 {report.map50:.3f}  mAP50-95 {report.map50_95:.3f}")
+    boxes = detect_part_boxes(_dataset_images(root), run.weights, cfg, args.device)
+    out = Path(args.out) if args.out else run.run_dir / "part_boxes.csv"
+    boxes.to_csv(out, index=False)
+    print(f"{len(boxes)} part boxes ({int(boxes['imputed'].sum())} imputed) written to {out}")
+    return 0

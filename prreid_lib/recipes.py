@@ -1,0 +1,144 @@
+"""Training recipes: the paper's (Sec. 3.3) and a strong re-id baseline, as plain options.
+
+Paper recipe (``TrainConfig.recipe == "paper"``): SGD with momentum
+``cfg.momentum`` (0.9), weight decay ``cfg.weight_decay``, initial learning
+rate ``cfg.lr`` (0.01, paper Sec. 3.3) with exponential decay: during epoch e
+(0-based) the rate is ``cfg.lr * cfg.lr_gamma ** e`` (the paper names an
+"exponential learning rate schedule" without its factor; we use 0.9 per
+epoch). Batches of ``cfg.batch_size`` images drawn at random without
+replacement; loss Eq. 3. The paper states no augmentation; we use the re-id
+baseline's horizontal flip and 4-pixel pad-and-crop, boxes moved along.
+
+Strong recipe (``"strong"``, after Luo et al.'s Bag of Tricks, 2019): PK
+batches (``cfg.batch_size // cfg.num_instances`` identities x
+``cfg.num_instances``), one epoch of linear warm-up from 0.1 x ``cfg.lr``,
+then a per-step cosine decay to zero; BNNeck, label smoothing 0.1 and a
+batch-hard triplet loss (margin 0.3) on the global feature, with Eq. 3's part
+terms on top. Every switch is a field of :class:`RecipeOptions`, so a chapter
+can turn one off: ``replace(recipe_options(cfg), triplet_weight=0)``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from prreid_lib.config import PART_NAMES, TrainConfig
+
+
+@dataclass(frozen=True)
+class RecipeOptions:
+    """Training switches beyond :class:`~prreid_lib.config.TrainConfig`.
+
+    ``sampler`` "random" | "pk"; ``scheduler`` "exp" | "cosine";
+    ``optimizer`` "sgd" | "adam"; ``warmup_epochs``; ``bnneck``;
+    ``label_smoothing``; ``triplet_weight`` (0: no triplet loss) and
+    ``triplet_margin``; augmentation: ``flip`` probability, ``pad`` (0: no
+    crop), ``color_jitter``; ``amp`` and ``channels_last`` (used on CUDA only).
+    """
+
+    sampler: str = "random"
+    scheduler: str = "exp"
+    optimizer: str = "sgd"
+    warmup_epochs: int = 0
+    bnneck: bool = False
+    label_smoothing: float = 0.0
+    triplet_weight: float = 0.0
+    triplet_margin: float = 0.3
+    flip: float = 0.5
+    pad: int = 4
+    color_jitter: float = 0.0
+    amp: bool = True
+    channels_last: bool = True
+
+
+RECIPES: dict[str, RecipeOptions] = {
+    "paper": RecipeOptions(),
+    "strong": RecipeOptions(
+        sampler="pk",
+        scheduler="cosine",
+        warmup_epochs=1,
+        bnneck=True,
+        label_smoothing=0.1,
+        triplet_weight=1.0,
+    ),
+}
+
+
+def recipe_options(cfg: TrainConfig, **overrides: Any) -> RecipeOptions:
+    """Options of ``cfg.recipe``; a same-named non-None field of ``cfg`` or an override wins.
+
+    So once :class:`TrainConfig` grows a field such as ``bnneck: bool | None =
+    None``, a profile can set it without touching this module.
+    """
+    if cfg.recipe not in RECIPES:
+        raise ValueError(f"TrainConfig.recipe must be one of {sorted(RECIPES)}, got {cfg.recipe!r}")
+    from_cfg = {
+        f.name: getattr(cfg, f.name)
+        for f in fields(RecipeOptions)
+        if getattr(cfg, f.name, None) is not None
+    }
+    return replace(RECIPES[cfg.recipe], **(from_cfg | overrides))
+
+
+def active_parts(cfg: TrainConfig) -> tuple[str, ...]:
+    """Part branches with ``lambda_p > 0``, in ``PART_NAMES`` order (weight 0: no branch)."""
+    unknown = [p for p in cfg.lambda_p if p not in PART_NAMES]
+    if unknown:
+        raise ValueError(f"lambda_p has unknown parts {unknown}; valid parts: {PART_NAMES}")
+    return tuple(p for p in PART_NAMES if float(cfg.lambda_p.get(p, 0.0)) > 0)
+
+
+def learning_rate(cfg: TrainConfig, opt: RecipeOptions, epoch: int, step: int, steps: int) -> float:
+    """Learning rate at ``step`` of ``steps`` in ``epoch`` (0-based) for the chosen schedule."""
+    t = epoch + step / max(steps, 1)
+    if t < opt.warmup_epochs:
+        return cfg.lr * (0.1 + 0.9 * t / opt.warmup_epochs)
+    if opt.scheduler == "exp":
+        return cfg.lr * cfg.lr_gamma**epoch
+    if opt.scheduler == "cosine":
+        span = max(cfg.epochs - opt.warmup_epochs, 1e-9)
+        return cfg.lr * 0.5 * (1 + math.cos(math.pi * (t - opt.warmup_epochs) / span))
+    raise ValueError(f"scheduler must be 'exp' or 'cosine', got {opt.scheduler!r}")
+
+
+def apply_overrides(
+    cfg: TrainConfig, options: RecipeOptions, assignments: list[str]
+) -> tuple[TrainConfig, RecipeOptions]:
+    """Apply ``key=value`` strings (``epochs=3``, ``lambda_p.window=0``, ``bnneck=true``).
+
+    Keys name a field of :class:`TrainConfig` or :class:`RecipeOptions`
+    (``lambda_p.<part>`` one part weight); values are parsed as JSON (so
+    ``true``, ``null``, ``0.5``), falling back to the plain string. Setting
+    ``recipe`` resets the options to that recipe's before the option keys apply.
+    """
+    cfg_fields = {f.name for f in fields(TrainConfig)}
+    opt_fields = {f.name for f in fields(RecipeOptions)}
+    cfg_set: dict[str, Any] = {}
+    opt_set: dict[str, Any] = {}
+    lambdas = dict(cfg.lambda_p)
+    for item in assignments:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set {item!r}: expected key=value")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        if key.startswith("lambda_p."):
+            lambdas[key.split(".", 1)[1]] = float(value)
+        elif key in cfg_fields:
+            cfg_set[key] = value
+        elif key in opt_fields:
+            opt_set[key] = value
+        else:
+            raise ValueError(
+                f"--set {key}: unknown field; TrainConfig fields: {', '.join(sorted(cfg_fields))}; "
+                f"recipe options: {', '.join(sorted(opt_fields))}"
+            )
+    cfg = replace(cfg, **(cfg_set | {"lambda_p": lambdas}))
+    active_parts(cfg)  # validates the part names
+    base = recipe_options(cfg) if "recipe" in cfg_set else options
+    return cfg, replace(base, **opt_set)

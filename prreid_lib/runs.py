@@ -1,0 +1,217 @@
+"""The run cache: a training run is identified by the hash of what determines it.
+
+A run's key is the SHA-1 of its training config, its recipe options, the
+identity of its training data (image files with size and modification time,
+identities, part boxes), the seed and the number of processes. Its folder
+``<root>/<name>-<key[:12]>/`` holds::
+
+    config.json     what the key was computed from
+    checkpoint.pt   the last finished epoch (model, optimizer, RNG states, history);
+                    written atomically, so a killed run resumes from it
+    metrics.csv     one row per finished epoch (also metrics.json)
+    model.pt        final weights and what is needed to rebuild the model
+    final.json      the "done" marker: final metrics, times, environment
+
+Chapters call :func:`run_or_load`: a finished run is loaded, an unfinished
+one resumes, a missing one trains.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from prreid_lib.data.dataset import files_fingerprint
+from prreid_lib.model import PartRegularizedReID
+
+CHECKPOINT, MODEL, FINAL, CONFIG = "checkpoint.pt", "model.pt", "final.json", "config.json"
+METRICS_CSV, METRICS_JSON = "metrics.csv", "metrics.json"
+KEY_VERSION = "1"
+
+
+@dataclass
+class TrainResult:
+    """A finished (or reused) run: folder, per-epoch history, final model and bookkeeping.
+
+    ``history`` has one row per epoch: ``epoch`` (1-based), ``loss``,
+    ``global_ce``, ``triplet``, ``global_acc``, ``acc_<part>`` and
+    ``ce_<part>`` per part branch, ``lr``, ``seconds``. ``reused`` is True
+    when the run was loaded from the cache instead of trained.
+    """
+
+    run_dir: Path
+    key: str
+    history: pd.DataFrame
+    model: PartRegularizedReID
+    checkpoint: Path
+    info: dict[str, Any]
+    reused: bool = False
+
+    @property
+    def seconds(self) -> float:
+        """Training wall time summed over epochs (of the run that trained it)."""
+        return float(self.history["seconds"].sum()) if len(self.history) else 0.0
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-able version of dataclasses, mappings, tuples and paths (sorted keys)."""
+    if is_dataclass(value) and not isinstance(value, type):
+        value = asdict(value)
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in sorted(value.items())}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def data_identity(
+    train_df: pd.DataFrame, part_boxes: pd.DataFrame | None, parts: Sequence[str]
+) -> str:
+    """SHA-1 of the training data: files (path, size, mtime), identities, used part boxes."""
+    digest = hashlib.sha1()
+    paths = [str(p) for p in train_df["path"]]
+    digest.update(files_fingerprint(paths).encode())
+    digest.update(train_df["pid"].to_numpy(dtype="int64").tobytes())
+    if part_boxes is not None and parts:
+        cols = [
+            c
+            for c in ("path", "part", "x1", "y1", "x2", "y2", "img_w", "img_h", "score")
+            if c in part_boxes.columns
+        ]
+        rows = part_boxes[part_boxes["path"].astype(str).isin(set(paths))]
+        rows = rows[rows["part"].isin(list(parts))][cols].astype({"path": str})
+        rows = rows.sort_values(cols, kind="stable").reset_index(drop=True)
+        digest.update(pd.util.hash_pandas_object(rows, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def run_key(config: Any, options: Any, data_id: str, seed: int, world_size: int = 1) -> str:
+    """SHA-1 of (config, options, data identity, seed, world size): the identity of a run."""
+    payload = {
+        "version": KEY_VERSION,
+        "config": _plain(config),
+        "options": _plain(options),
+        "data": data_id,
+        "seed": int(seed),
+        "world_size": int(world_size),
+    }
+    return hashlib.sha1(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def run_dir_for(root: str | Path, key: str, name: str | None = None) -> Path:
+    """The folder of the run ``key`` under ``root``: ``<name or 'run'>-<key[:12]>``."""
+    return Path(root) / f"{name or 'run'}-{key[:12]}"
+
+
+def is_done(run_dir: str | Path) -> bool:
+    """Whether the run in ``run_dir`` finished (its ``final.json`` marker exists)."""
+    return (Path(run_dir) / FINAL).is_file()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file next to ``path``, fsync, rename it over ``path``."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """:func:`atomic_write_bytes` for text (UTF-8)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """``torch.save`` through a temporary file and a rename, so a kill never leaves half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as handle:
+        torch.save(obj, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Atomically write ``obj`` as indented JSON."""
+    atomic_write_text(path, json.dumps(_plain(obj), indent=2) + "\n")
+
+
+def load_info(run_dir: str | Path) -> dict[str, Any]:
+    """The ``final.json`` record of a finished run (key, config, final metrics, times)."""
+    return json.loads((Path(run_dir) / FINAL).read_text())
+
+
+def load_trained(run_dir: str | Path, device: str | torch.device = "cpu") -> PartRegularizedReID:
+    """The final model of a finished run, in eval mode on ``device``.
+
+    The model carries ``input_size`` (training image size) and ``pid_values``
+    (original identity of each class) as attributes.
+    """
+    path = Path(run_dir) / MODEL
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} not found: {run_dir} is not a finished training run "
+            "(train it with prreid_lib.train.train_reid or run_or_load)"
+        )
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    model = PartRegularizedReID(**state["kwargs"])
+    model.load_state_dict(state["state_dict"])
+    model.input_size = int(state["input_size"])
+    model.pid_values = state["pid_values"]
+    return model.to(device).eval()
+
+
+def load_result(run_dir: str | Path, device: str | torch.device = "cpu") -> TrainResult:
+    """A finished run as a :class:`TrainResult` (``reused=True``)."""
+    run_dir = Path(run_dir)
+    info = load_info(run_dir)
+    history = pd.read_csv(run_dir / METRICS_CSV)
+    model = load_trained(run_dir, device)
+    return TrainResult(run_dir, info["key"], history, model, run_dir / CHECKPOINT, info, True)
+
+
+def run_or_load(
+    cfg: Any,
+    train_df: pd.DataFrame,
+    part_boxes: pd.DataFrame | None,
+    root: str | Path,
+    seed: int = 0,
+    device: str = "auto",
+    progress: bool = True,
+    name: str | None = None,
+    options: Any = None,
+    cache_dir: str | Path | None = None,
+) -> TrainResult:
+    """Reuse the finished run of this (config, options, data, seed) under ``root``, or train it.
+
+    Arguments as :func:`prreid_lib.train.train_reid`; the run lives in
+    ``run_dir_for(root, key, name)``. An interrupted run resumes from its
+    last checkpoint.
+    """
+    from prreid_lib.train import plan_run, train_reid
+
+    plan = plan_run(cfg, train_df, part_boxes, seed, options)
+    run_dir = run_dir_for(root, plan.key, name)
+    return train_reid(
+        cfg,
+        train_df,
+        part_boxes,
+        run_dir,
+        seed=seed,
+        device=device,
+        progress=progress,
+        options=plan.options,
+        cache_dir=cache_dir,
+    )

@@ -1,0 +1,461 @@
+"""Training loop of the part-regularized re-id model (paper Sec. 3.3, Eq. 3).
+
+:func:`train_reid` trains one run with the recipe of
+:mod:`prreid_lib.recipes` (the paper's SGD + exponential decay, or the strong
+baseline). On CUDA it uses mixed precision and channels-last memory. Each
+epoch ends with an atomic checkpoint (model, optimizer, AMP scaler, history,
+RNG states; the sampler's state is its seed and epoch); a run killed at any
+moment and restarted with the same arguments resumes from the last checkpoint
+and ends with the same weights as an uninterrupted run. Under ``torchrun
+--nproc-per-node N`` the same entry point runs DistributedDataParallel with
+rank-sliced batches; rank 0 writes the files. :func:`main` is the command
+line (``python -m prreid_lib.train``, ``prreid train``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from prreid_lib import distributed as dist
+from prreid_lib import runs
+from prreid_lib.config import TrainConfig
+from prreid_lib.data.dataset import ReIDImageSet, default_cache_dir
+from prreid_lib.data.sampler import PKSampler, RandomBatchSampler
+from prreid_lib.data.transforms import AugmentConfig, augment_batch, boxes_to_masks
+from prreid_lib.losses import ReIDLoss
+from prreid_lib.model import PartRegularizedReID
+from prreid_lib.recipes import (
+    RecipeOptions,
+    active_parts,
+    apply_overrides,
+    learning_rate,
+    recipe_options,
+)
+
+__all__ = [
+    "RecipeOptions",
+    "RunPlan",
+    "apply_overrides",
+    "main",
+    "plan_run",
+    "recipe_options",
+    "train_reid",
+]
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run trains: recipe options, active part branches, and the run key."""
+
+    options: RecipeOptions
+    parts: tuple[str, ...]
+    key: str
+
+
+def plan_run(
+    cfg: TrainConfig,
+    train_df: pd.DataFrame,
+    part_boxes: pd.DataFrame | None,
+    seed: int = 0,
+    options: RecipeOptions | None = None,
+) -> RunPlan:
+    """Resolve options and parts and compute the run key (:func:`prreid_lib.runs.run_key`)."""
+    options = options or recipe_options(cfg)
+    parts = active_parts(cfg)
+    if not cfg.use_global and not parts:
+        raise ValueError("use_global=False needs at least one part with lambda_p > 0")
+    if parts and part_boxes is None:
+        raise ValueError(
+            f"lambda_p > 0 for {', '.join(parts)} but part_boxes is None: pass the part boxes "
+            "table (ground truth or detected), or set lambda_p to 0 for a baseline"
+        )
+    data_id = runs.data_identity(train_df, part_boxes, parts)
+    key = runs.run_key(cfg, options, data_id, seed, dist.world_size())
+    return RunPlan(options, parts, key)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _augment_generator(seed: int, epoch: int, rank: int) -> torch.Generator:
+    """A fresh CPU generator per (seed, epoch, rank): augmentation is a function of these."""
+    value = int(np.random.SeedSequence([seed, epoch, rank, 7]).generate_state(1)[0])
+    return torch.Generator().manual_seed(value)
+
+
+def _read_checkpoint(out_dir: Path, key: str) -> dict | None:
+    """The checkpoint in ``out_dir`` if it belongs to run ``key`` (error if another run's)."""
+    path = out_dir / runs.CHECKPOINT
+    if not path.is_file():
+        return None
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    if ckpt.get("key") != key:
+        raise ValueError(
+            f"{path} belongs to another run (key {str(ckpt.get('key'))[:12]}, this run "
+            f"{key[:12]}): use another output folder or delete {out_dir}"
+        )
+    return ckpt
+
+
+class _Trainer:
+    """Everything one run needs: data, model, optimizer, sampler, loss; one epoch at a time."""
+
+    def __init__(self, cfg, plan, data, seed, dev) -> None:
+        opt, parts = plan.options, plan.parts
+        self.cfg, self.opt, self.data, self.seed, self.dev = cfg, opt, data, seed, dev
+        self.rank, world = dist.rank(), dist.world_size()
+        cuda = dev.type == "cuda"
+        self.channels_last = cuda and opt.channels_last
+        self.use_amp = cuda and opt.amp
+        kwargs = {"parts": parts, "bnneck": opt.bnneck, "use_global": cfg.use_global}
+        self.model = PartRegularizedReID(
+            data.num_classes,
+            cfg.arch,
+            cfg.last_stride,
+            cfg.feat_dim,
+            pretrained=cfg.pretrained,
+            **kwargs,
+        ).to(dev)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.grid = self.model.grid_size(cfg.input_size)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if opt.optimizer == "sgd":
+            self.optim = torch.optim.SGD(
+                params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+            )
+        elif opt.optimizer == "adam":
+            self.optim = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        else:
+            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {opt.optimizer!r}")
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.criterion = ReIDLoss(
+            parts,
+            cfg.lambda_p,
+            cfg.use_global,
+            opt.label_smoothing,
+            opt.triplet_weight,
+            opt.triplet_margin,
+        )
+        if opt.sampler == "pk":
+            p, k = cfg.batch_size // cfg.num_instances, cfg.num_instances
+            self.sampler = PKSampler(data.labels.numpy(), p, k, seed, self.rank, world)
+        elif opt.sampler == "random":
+            self.sampler = RandomBatchSampler(len(data), cfg.batch_size, seed, self.rank, world)
+        else:
+            raise ValueError(f"sampler must be 'random' or 'pk', got {opt.sampler!r}")
+        self.augment = AugmentConfig(opt.flip, opt.pad, opt.color_jitter)
+        self.net = self.model
+        if world > 1:
+            self.net = DistributedDataParallel(
+                self.model,
+                device_ids=[dev.index] if cuda else None,
+                find_unused_parameters=not cfg.use_global,
+            )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optim.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "sampler": self.sampler.state_dict(),
+            "rng": _rng_state(),
+        }
+
+    def load_state_dict(self, ckpt: dict[str, Any]) -> None:
+        self.model.load_state_dict(ckpt["model"])
+        self.optim.load_state_dict(ckpt["optimizer"])
+        self.scaler.load_state_dict(ckpt["scaler"])
+        self.sampler.load_state_dict(ckpt["sampler"])
+        _set_rng_state(ckpt["rng"])
+
+    def step(self, idx, epoch: int, step: int, steps: int, gen) -> tuple[torch.Tensor, float]:
+        """One optimisation step on the batch ``idx``; returns the step's metric sums and lr."""
+        cfg, opt, dev = self.cfg, self.opt, self.dev
+        lr = learning_rate(cfg, opt, epoch, step, steps)
+        for group in self.optim.param_groups:
+            group["lr"] = lr
+        batch = self.data.batch(idx)
+        labels = batch["labels"].to(dev, non_blocking=True)
+        images, boxes, valid = augment_batch(
+            batch["images"].to(dev, non_blocking=True),
+            batch["boxes"].to(dev),
+            batch["box_valid"].to(dev),
+            self.augment,
+            gen,
+        )
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        masks = boxes_to_masks(boxes, valid, self.grid) if self.model.parts else None
+        with torch.autocast(dev.type, dtype=torch.float16, enabled=self.use_amp):
+            out = self.net(images, masks)
+        terms = self.criterion(out, labels)
+        self.optim.zero_grad(set_to_none=True)
+        self.scaler.scale(terms.total).backward()
+        self.scaler.step(self.optim)
+        self.scaler.update()
+        with torch.no_grad():
+            b = float(labels.shape[0])
+            hit = (out["global_logits"].argmax(1) == labels).sum()
+            sums = [terms.total.detach() * b, terms.global_ce * b, terms.triplet * b, hit]
+            sums = [torch.stack(sums).double(), torch.tensor([b], device=dev, dtype=torch.float64)]
+            if self.model.parts:
+                pv = out["part_valid"]
+                part_hit = ((out["part_logits"].argmax(-1) == labels[:, None]) & pv).sum(0)
+                sums += [terms.part_ce.double() * b, part_hit.double(), pv.sum(0).double()]
+        return torch.cat(sums), lr
+
+    def epoch(self, epoch: int, progress: bool) -> dict[str, float]:
+        """Train one epoch over this rank's batches; return its metrics averaged over all ranks."""
+        from tqdm.auto import tqdm
+
+        self.net.train()
+        self.sampler.set_epoch(epoch)
+        batches = self.sampler.batches(epoch)
+        gen = _augment_generator(self.seed, epoch, self.rank)
+        parts, n_parts = self.model.parts, len(self.model.parts)
+        sums = torch.zeros(5 + 3 * n_parts, dtype=torch.float64, device=self.dev)
+        lr = self.cfg.lr
+        desc = f"epoch {epoch + 1}/{self.cfg.epochs}"
+        bar = tqdm(batches, desc=desc, disable=not progress, leave=False)
+        for step, idx in enumerate(bar):
+            step_sums, lr = self.step(idx, epoch, step, len(batches), gen)
+            sums += step_sums
+            if progress:
+                bar.set_postfix(loss=f"{float(step_sums[0] / step_sums[4]):.3f}", lr=f"{lr:.2e}")
+        total = dist.all_reduce_sum(sums).cpu().tolist()
+        n = max(total[4], 1.0)
+        row = {
+            "epoch": epoch + 1,
+            "loss": total[0] / n,
+            "global_ce": total[1] / n,
+            "triplet": total[2] / n,
+            "global_acc": total[3] / n if self.cfg.use_global else float("nan"),
+        }
+        for i, p in enumerate(parts):
+            row[f"ce_{p}"] = total[5 + i] / n
+            row[f"acc_{p}"] = total[5 + n_parts + i] / max(total[5 + 2 * n_parts + i], 1.0)
+        row["lr"] = lr
+        return row
+
+
+def train_reid(
+    cfg: TrainConfig,
+    train_df: pd.DataFrame,
+    part_boxes: pd.DataFrame | None,
+    out_dir: str | Path,
+    seed: int = 0,
+    device: str = "auto",
+    progress: bool = True,
+    options: RecipeOptions | None = None,
+    cache_dir: str | Path | None = None,
+    on_epoch_end: Callable[[dict[str, float]], None] | None = None,
+) -> runs.TrainResult:
+    """Train a re-id model with the loss of Eq. 3 on ``train_df`` (``path``, ``pid``).
+
+    ``part_boxes`` is the part-box table (needed when a ``lambda_p`` > 0);
+    ``out_dir`` the run folder (see :mod:`prreid_lib.runs`): a finished run
+    there is loaded, a checkpoint of the same run resumed, a checkpoint of
+    another run is an error. ``device`` "auto" picks CUDA when available.
+    ``options`` defaults to :func:`~prreid_lib.recipes.recipe_options` of
+    ``cfg``. Images are decoded once and cached under ``cache_dir`` (default
+    :func:`~prreid_lib.data.dataset.default_cache_dir`). Returns a
+    :class:`~prreid_lib.runs.TrainResult` (history, model, run folder).
+    ``on_epoch_end(row)`` is called on rank 0 after each epoch's checkpoint
+    (e.g. to plot live curves).
+    """
+    out_dir = Path(out_dir)
+    plan = plan_run(cfg, train_df, part_boxes, seed, options)
+    if runs.is_done(out_dir):
+        done_key = runs.load_info(out_dir).get("key")
+        if done_key != plan.key:
+            raise ValueError(
+                f"{out_dir} holds another finished run (key {str(done_key)[:12]}, this run "
+                f"{plan.key[:12]}): use another output folder or delete it"
+            )
+        return runs.load_result(out_dir)
+    dev = dist.local_device(device)
+    seed_everything(seed)
+    cache = cache_dir if cache_dir is not None else default_cache_dir()
+    boxes = part_boxes if plan.parts else None
+    data = ReIDImageSet(train_df, boxes, cfg.input_size, plan.parts, cache)
+    trainer = _Trainer(cfg, plan, data, seed, dev)
+    rank = trainer.rank
+    if rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        record = {"key": plan.key, "config": cfg, "options": plan.options, "seed": seed}
+        runs.write_json(out_dir / runs.CONFIG, record | {"world_size": dist.world_size()})
+    history: list[dict[str, float]] = []
+    ckpt = _read_checkpoint(out_dir, plan.key)
+    if ckpt is not None:
+        trainer.load_state_dict(ckpt)
+        history = list(ckpt["history"])
+    for epoch in range(len(history), cfg.epochs):
+        tic = time.perf_counter()
+        row = trainer.epoch(epoch, progress and rank == 0)
+        row["seconds"] = time.perf_counter() - tic
+        history.append(row)
+        if rank == 0:
+            state = trainer.state_dict() | {"key": plan.key, "epoch": epoch + 1}
+            runs.atomic_torch_save(state | {"history": history}, out_dir / runs.CHECKPOINT)
+            _write_history(out_dir, history)
+            if on_epoch_end is not None:
+                on_epoch_end(dict(row))
+        dist.barrier()
+    model, frame = trainer.model, pd.DataFrame(history)
+    info = {
+        "key": plan.key,
+        "config": asdict(cfg),
+        "options": asdict(plan.options),
+        "seed": seed,
+        "world_size": dist.world_size(),
+        "device": str(dev),
+        "torch": torch.__version__,
+        "num_images": len(data),
+        "num_classes": data.num_classes,
+        "part_coverage": data.part_coverage(),
+        "pretrained": cfg.pretrained,
+        "train_seconds": float(frame["seconds"].sum()) if len(frame) else 0.0,
+        "final": history[-1] if history else {},
+    }
+    if rank == 0:
+        _write_history(out_dir, history)
+        weights = {"kwargs": model.init_kwargs(), "state_dict": model.state_dict()}
+        extra = {"input_size": cfg.input_size, "pid_values": data.pid_values}
+        runs.atomic_torch_save(weights | extra, out_dir / runs.MODEL)
+        runs.write_json(out_dir / runs.FINAL, info)
+    dist.barrier()
+    model.input_size, model.pid_values = cfg.input_size, data.pid_values
+    return runs.TrainResult(out_dir, plan.key, frame, model.eval(), out_dir / runs.CHECKPOINT, info)
+
+
+def _write_history(out_dir: Path, history: list[dict[str, float]]) -> None:
+    frame = pd.DataFrame(history)
+    runs.atomic_write_text(out_dir / runs.METRICS_CSV, frame.to_csv(index=False))
+    runs.write_json(out_dir / runs.METRICS_JSON, history)
+
+
+def _load_training_data(
+    args: argparse.Namespace, profile
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Training frame and part boxes for the CLI (SynthVeh by default)."""
+    from prreid_lib.data import load_vehicleid, load_veri776
+
+    root = Path(args.data_root) if args.data_root else None
+    synthetic = root is None
+    if root is None:
+        if profile.real_data is not None:
+            raise ValueError(f"profile {profile.name!r} uses real data: pass --data-root")
+        from prreid_lib.data.synthetic import ensure_synthveh
+
+        root = ensure_synthveh(profile, seed=args.data_seed)
+    sub = {"vehicleid": "VehicleID", "veri776": "VeRi-776"}[args.dataset]
+    if (root / sub).is_dir():
+        root, synthetic = root / sub, synthetic or (root / sub / "synthveh_parts.csv").is_file()
+    synthetic = synthetic or (root / "synthveh_parts.csv").is_file()
+    train = (load_vehicleid(root) if args.dataset == "vehicleid" else load_veri776(root)).train
+    if args.parts == "none":
+        return train, None
+    if args.parts == "gt":
+        if not synthetic:
+            raise ValueError(
+                f"--parts gt needs SynthVeh ground truth, {root} has none: "
+                "pass --parts FILE.csv (detected boxes) or --parts none"
+            )
+        from prreid_lib.parts import synthveh_part_boxes
+
+        return train, synthveh_part_boxes(root)
+    return train, pd.read_csv(args.parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: ``python -m prreid_lib.train --profile quick --set lambda_p.window=0 ...``.
+
+    Trains (or reuses) one run of the profile's :class:`TrainConfig` with the
+    overrides, under ``--output-dir``, and prints its folder and last epoch.
+    Works unchanged under ``torchrun --nproc-per-node N``.
+    """
+    from prreid_lib.config import get_profile
+
+    parser = argparse.ArgumentParser(prog="prreid train", description=main.__doc__.split("\n")[0])
+    parser.add_argument("--profile", default="quick")
+    parser.add_argument("--data-root", default=None, help="SynthVeh root, VehicleID or VeRi-776")
+    parser.add_argument("--dataset", choices=("vehicleid", "veri776"), default="vehicleid")
+    parser.add_argument("--parts", default="gt", help="gt (SynthVeh), none, or a part-box CSV")
+    parser.add_argument("--output-dir", default="runs")
+    parser.add_argument("--name", default=None, help="run folder prefix (default: run)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-seed", type=int, default=0, help="SynthVeh seed")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--cache-dir", default=None)
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    profile = get_profile(args.profile)
+    cfg, options = apply_overrides(profile.train, recipe_options(profile.train), args.set)
+    started = dist.init_from_env(args.device)
+    try:
+        train_df, part_boxes = _load_training_data(args, profile)
+        if not active_parts(cfg):
+            part_boxes = None
+        result = runs.run_or_load(
+            cfg,
+            train_df,
+            part_boxes,
+            args.output_dir,
+            seed=args.seed,
+            device=args.device,
+            progress=not args.no_progress,
+            name=args.name,
+            options=options,
+            cache_dir=args.cache_dir,
+        )
+        if dist.rank() == 0:
+            last = result.history.iloc[-1].to_dict() if len(result.history) else {}
+            state = "reused" if result.reused else f"trained in {result.seconds:.1f} s"
+            print(
+                f"run {result.run_dir} ({state}); last epoch: "
+                + ", ".join(f"{k} {v:.4g}" for k, v in last.items())
+            )
+    finally:
+        if started:
+            torch.distributed.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
