@@ -91,15 +91,6 @@ def fastreid_cython():
     return load_file(built[0], "rank_cy")
 
 
-def timed(fn, repeats: int):
-    times, out = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
-
-
 def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
@@ -114,31 +105,78 @@ VERI_IMPLS = {
 }
 
 
-def veri_child(impl: str, repeats: int) -> None:
-    """Run in a fresh process: time one implementation on the VeRi-sized problem."""
-    from prreid_lib.metrics import evaluate_ranking, pairwise_distance
+def veri_runners(d, qp, gp, qc, gc) -> dict:
+    """One callable per implementation, each returning (mAP, CMC list) or None."""
+    from prreid_lib.metrics import evaluate_ranking
 
-    torch.set_num_threads(2 if impl == "prreid-2" else 1)
+    def ours(threads):
+        def run():
+            torch.set_num_threads(threads)
+            r = evaluate_ranking(d, qp, gp, qc, gc, 50)
+            return r.mAP, r.cmc.tolist()
+
+        return run
+
+    def fastreid(fn, *extra):
+        def run():
+            cmc, ap, _ = fn(d, qp, gp, qc, gc, 50, *extra)
+            return float(np.mean(ap)), np.asarray(cmc, dtype=float).tolist()
+
+        return run
+
+    py = load_file(fastreid_dir() / "rank.py", "fastreid_rank").eval_market1501
+    return {
+        "prreid-1": ours(1),
+        "prreid-2": ours(2),
+        "argsort": lambda: (np.argsort(d, axis=1), None)[1],
+        "cython": fastreid(fastreid_cython().evaluate_cy, False),
+        "python": fastreid(py),
+        "baseline": lambda: None,
+    }
+
+
+def veri_problem():
+    from prreid_lib.metrics import pairwise_distance
+
     q, g, qp, gp, qc, gc = problem(1678, 11579, 776, 20)
-    d = pairwise_distance(q, g)  # float32, the dtype fast-reid's Cython code works in
-    del q, g
-    seconds, m_ap, cmc = float("nan"), float("nan"), [float("nan")]
-    if impl.startswith("prreid"):
-        evaluate_ranking(d, qp, gp, qc, gc)  # warm-up
-        seconds, r = timed(lambda: evaluate_ranking(d, qp, gp, qc, gc, 50), repeats)
-        m_ap, cmc = r.mAP, r.cmc.tolist()
-    elif impl == "argsort":
-        seconds, _ = timed(lambda: np.argsort(d, axis=1), repeats)
-    elif impl in ("cython", "python"):
-        if impl == "cython":
-            fn = fastreid_cython().evaluate_cy
-            seconds, (c, ap, _) = timed(lambda: fn(d, qp, gp, qc, gc, 50, False), repeats)
-        else:
-            fn = load_file(fastreid_dir() / "rank.py", "fastreid_rank").eval_market1501
-            seconds, (c, ap, _) = timed(lambda: fn(d, qp, gp, qc, gc, 50), repeats)
-        m_ap, cmc = float(np.mean(ap)), np.asarray(c, dtype=float).tolist()
-    ties = count_ties(d, qp, gp, qc, gc) if impl == "prreid-1" else 0
-    print(json.dumps(dict(seconds=seconds, mAP=m_ap, cmc=cmc, peak_mb=peak_mb(), ties=ties)))
+    return pairwise_distance(q, g), qp, gp, qc, gc  # float32, as fast-reid's Cython code
+
+
+def veri_child(impl: str, repeats: int, skip_python: bool = False) -> None:
+    """Fresh process. ``impl`` = one implementation run once (its peak RSS), or ``timing``:
+    all implementations interleaved round by round, so that load from other processes
+    hits them alike; the per-round ratio Cython / ours is kept as well."""
+    torch.set_num_threads(1)
+    d, qp, gp, qc, gc = veri_problem()
+    runners = veri_runners(d, qp, gp, qc, gc)
+    if impl != "timing":
+        out = runners[impl]()
+        print(json.dumps(dict(peak_mb=peak_mb(), result=out)))
+        return
+    names = [k for k in runners if k != "baseline" and not (k == "python" and skip_python)]
+    times: dict[str, list[float]] = {k: [] for k in names}
+    results = {k: runners[k]() for k in names if k != "python"}  # warm-up and results
+    rounds = max(repeats, 1)
+    for r in range(rounds):
+        for k in names:
+            if k == "python" and r >= max(1, rounds // 3):
+                continue  # 20-40 s a run: a third of the rounds
+            t0 = time.perf_counter()
+            out = runners[k]()
+            times[k].append(time.perf_counter() - t0)
+            results.setdefault(k, out)
+    ratios = [c / o for c, o in zip(times["cython"], times["prreid-1"], strict=True)]
+    print(
+        json.dumps(
+            dict(
+                seconds={k: statistics.median(v) for k, v in times.items()},
+                n={k: len(v) for k, v in times.items()},
+                results=results,
+                ratio_cython_over_ours=statistics.median(ratios),
+                ties=count_ties(d, qp, gp, qc, gc),
+            )
+        )
+    )
 
 
 def count_ties(d, qp, gp, qc, gc) -> int:
@@ -165,49 +203,48 @@ def child(*args: str) -> dict:
 
 def bench_veri(repeats: int, skip_python: bool) -> list[dict]:
     fastreid_cython()  # compile (once) before timing
-    rows, results = [], {}
+    timing = child(
+        "--veri-child",
+        "timing",
+        "--repeats",
+        str(repeats),
+        *(["--skip-python"] if skip_python else []),
+    )
+    ref_map, ref_cmc = timing["results"]["prreid-1"]
+    rows = []
     for impl, name in VERI_IMPLS.items():
         if impl == "python" and skip_python:
             continue
-        n = 1 if impl == "baseline" else max(1, repeats // 3) if impl == "python" else repeats
-        res = results[impl] = child("--veri-child", impl, "--repeats", str(n))
+        peak = child("--veri-child", impl)["peak_mb"]  # one run in a fresh process
+        seconds = timing["seconds"].get(impl, float("nan"))
+        m_ap, cmc = timing["results"].get(impl) or (float("nan"), [float("nan")])
+        if impl in ("prreid-2", "cython", "python") and (
+            abs(m_ap - ref_map) > 1e-6 or np.abs(np.subtract(cmc, ref_cmc)).max() > 1e-6
+        ):
+            sys.exit(f"MISMATCH {name}: mAP {m_ap} vs {ref_map}")
         rows.append(
             dict(
                 case="veri 1678x11579",
                 implementation=name,
-                seconds=res["seconds"],
-                mAP=res["mAP"],
-                rank1=res["cmc"][0],
-                peak_mb=res["peak_mb"],
+                seconds=seconds,
+                mAP=m_ap,
+                rank1=cmc[0],
+                peak_mb=peak,
             )
         )
         print(
-            f"  {name:40s} {res['seconds']:8.3f} s  mAP {res['mAP']:.6f}  rank1 "
-            f"{res['cmc'][0]:.6f}  peak {res['peak_mb']:.0f} MB  (median of {n})",
+            f"  {name:40s} {seconds:8.3f} s  mAP {m_ap:.8f}  rank1 {cmc[0]:.6f}  "
+            f"peak {peak:.0f} MB  (median of {timing['n'].get(impl, 0)})",
             flush=True,
         )
-    ref = results["prreid-1"]
-    for impl, tol in (("prreid-2", 1e-12), ("cython", 1e-6), ("python", 1e-6)):
-        if impl not in results:
-            continue
-        res = results[impl]  # Cython sums AP in float32; both break float32 ties unstably
-        if (
-            abs(res["mAP"] - ref["mAP"]) > tol
-            or np.abs(np.subtract(res["cmc"], ref["cmc"])).max() > 1e-6
-        ):
-            sys.exit(f"MISMATCH {impl}: mAP {res['mAP']} vs {ref['mAP']}")
     print(
-        f"  all agree on CMC and mAP to 1e-6 ({ref['ties']} true matches tie in float32 with "
-        "another item; fast-reid's unstable argsort may order them differently)"
+        f"  all agree on CMC and mAP to 1e-6 ({timing['ties']} true matches tie in float32 "
+        "with another item; fast-reid's unstable argsort may order them differently)"
     )
-    for impl in ("cython", "python"):
-        if impl in results:
-            print(
-                f"  |mAP difference| prreid vs fast-reid {impl}: "
-                f"{abs(results[impl]['mAP'] - ref['mAP']):.1e}"
-            )
-    ratio = results["cython"]["seconds"] / ref["seconds"]
-    print(f"  fast-reid Cython / prreid (1 thread) = {ratio:.2f}x")
+    print(
+        f"  fast-reid Cython / prreid (1 thread): {timing['ratio_cython_over_ours']:.2f}x "
+        "(median of per-round ratios)"
+    )
     return rows
 
 
@@ -290,12 +327,12 @@ def main() -> None:
     ap.add_argument("--skip-large", action="store_true", help="skip the 10k x 100k case")
     ap.add_argument("--skip-python", action="store_true", help="skip fast-reid's python loop")
     ap.add_argument("--large-child", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--veri-child", choices=list(VERI_IMPLS), help=argparse.SUPPRESS)
+    ap.add_argument("--veri-child", choices=[*VERI_IMPLS, "timing"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.large_child:
         return large_child()
     if args.veri_child:
-        return veri_child(args.veri_child, args.repeats)
+        return veri_child(args.veri_child, args.repeats, args.skip_python)
     print("case veri (1678 x 11579):")
     rows = bench_veri(args.repeats, args.skip_python)
     if not args.skip_large:

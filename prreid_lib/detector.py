@@ -33,6 +33,7 @@ __all__ = [
     "DetectionReport",
     "DetectorRun",
     "detect_part_boxes",
+    "dataset_images",
     "evaluate_detector",
     "file_hash",
     "main",
@@ -348,7 +349,7 @@ def detect_part_boxes(
     fallback: str = "view",
     cache_dir: str | Path | None = None,
 ) -> pd.DataFrame:
-    """From images (``path``, ``pid``, optionally ``view``) to the part boxes table.
+    """From images (``path``, ``pid``, optionally ``view``, ``dataset``) to the part boxes table.
 
     Runs :func:`predict_parts`, keeps one box per part (two lights) with
     :func:`~prreid_lib.parts.select_part_boxes`, extends lights to the
@@ -360,23 +361,39 @@ def detect_part_boxes(
 
     raw = predict_parts(weights, images["path"], cfg.imgsz, cfg.conf, device, cache_dir)
     chosen = extend_lights(select_part_boxes(raw), bottoms)
+    if "dataset" in images:  # identity numbers restart in every data set
+        images = images.assign(pid=images["dataset"] + "/" + images["pid"].astype(str))
     return impute_missing_parts(chosen, images, fallback=fallback)
 
 
-def _dataset_images(root: Path) -> pd.DataFrame:
-    """Every image (path, pid) of the VeRi-776 and VehicleID exports found under ``root``."""
+def dataset_images(root: str | Path) -> pd.DataFrame:
+    """Every image of the VeRi-776 and VehicleID layouts under ``root`` (path, pid, dataset).
+
+    ``root`` holds ``VeRi-776/`` and/or ``VehicleID/`` (a SynthVeh root, or real
+    data laid out so); images listed twice (VeRi-776 query images are also in
+    ``image_test``) keep their two paths. A SynthVeh export adds ``view`` from its
+    ``synthveh_parts.csv``.
+    """
     from prreid_lib.data import load_vehicleid, load_veri776
 
+    root = Path(root)
     frames = []
-    if (root / "VeRi-776").is_dir():
-        veri = load_veri776(root / "VeRi-776")
-        frames += [veri.train, veri.query, veri.gallery]
-    if (root / "VehicleID").is_dir():
-        vid = load_vehicleid(root / "VehicleID")
-        frames += [vid.train, vid.test]
+    for name, loader in (("VeRi-776", load_veri776), ("VehicleID", load_vehicleid)):
+        if not (root / name).is_dir():
+            continue
+        ds = loader(root / name)
+        splits = [ds.train, ds.query, ds.gallery] if name == "VeRi-776" else [ds.train, ds.test]
+        frame = pd.concat([f[["path", "pid"]] for f in splits]).drop_duplicates("path")
+        parts_csv = root / name / "synthveh_parts.csv"
+        if parts_csv.is_file():
+            views = pd.read_csv(parts_csv, usecols=["image", "view"]).drop_duplicates("image")
+            base = (root / name).resolve()  # as the loaders make their paths
+            paths = [str(base / i) for i in views["image"]]
+            frame["view"] = frame["path"].map(pd.Series(views["view"].to_numpy(), index=paths))
+        frames.append(frame.assign(dataset=name))
     if not frames:
         raise FileNotFoundError(f"{root} holds neither VeRi-776/ nor VehicleID/ to detect parts on")
-    return pd.concat([f[["path", "pid"]] for f in frames]).drop_duplicates("path")
+    return pd.concat(frames, ignore_index=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -409,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     report = evaluate_detector(run.weights, parts_yaml, cfg.imgsz, args.device)
     print(report.per_part.round(3).to_string(index=False))
     print(f"mAP50 {report.map50:.3f}  mAP50-95 {report.map50_95:.3f}")
-    boxes = detect_part_boxes(_dataset_images(root), run.weights, cfg, args.device)
+    boxes = detect_part_boxes(dataset_images(root), run.weights, cfg, args.device)
     out = Path(args.out) if args.out else run.run_dir / "part_boxes.csv"
     boxes.to_csv(out, index=False)
     print(f"{len(boxes)} part boxes ({int(boxes['imputed'].sum())} imputed) written to {out}")

@@ -120,3 +120,44 @@ def near_duplicate_grid(
                 paths.append("")
                 titles.append("")
     return image_grid(paths, boxes, titles, ncols=ids_per_group)
+
+
+def top_k(distmat: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` nearest gallery items per query (ties by gallery index)."""
+    return np.argsort(np.asarray(distmat), axis=1, kind="stable")[:, :k]
+
+
+def rank_list_figure(
+    query_paths: Sequence[str],
+    gallery_paths: Sequence[str],
+    ranked: np.ndarray,
+    is_match: np.ndarray,
+    row_titles: Sequence[str] | None = None,
+    cell_inches: float = 1.15,
+) -> Figure:
+    """Rank lists as in the paper's Fig. 6: the query, then its top-k gallery images.
+
+    ``ranked[i]`` holds gallery indices in rank order, ``is_match[i, j]`` whether
+    ``ranked[i, j]`` is a true match. True matches are framed green, false ones
+    red, the query black.
+    """
+    nq, k = ranked.shape
+    fig, axes = plt.subplots(
+        nq, k + 1, figsize=((k + 1) * cell_inches, nq * cell_inches * 1.15), squeeze=False
+    )
+    for i in range(nq):
+        cells = [(query_paths[i], "black", row_titles[i] if row_titles else "query")]
+        cells += [
+            (gallery_paths[ranked[i, j]], "#2ca02c" if is_match[i, j] else "#d62728", f"{j + 1}")
+            for j in range(k)
+        ]
+        for ax, (path, colour, title) in zip(axes[i], cells, strict=True):
+            ax.imshow(np.asarray(Image.open(path).convert("RGB")))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_edgecolor(colour)
+                spine.set_linewidth(3)
+            ax.set_title(title, fontsize=7)
+    fig.tight_layout(pad=0.2)
+    return fig

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from prreid_lib.config import SynthConfig, get_profile
 from prreid_lib.data import load_vehicleid, load_veri776
@@ -18,10 +19,21 @@ from prreid_lib.data import synthetic as S
 from prreid_lib.data.scene import render_image, sample_camera, sample_scene
 from prreid_lib.data.world import COLOURS, assign_groups, sample_group_cues, sample_model
 
-TINY = SynthConfig(n_makes=2, models_per_make=1, n_colours=2, veri_train_ids=4, veri_test_ids=3,
-                   veri_cameras=3, veri_images_per_id=3, vehicleid_train_ids=4,
-                   vehicleid_test_sizes=(2, 3, 4), vehicleid_images_per_id=2, n_annotated=4,
-                   n_part_val=2, image_size=48)
+TINY = SynthConfig(
+    n_makes=2,
+    models_per_make=1,
+    n_colours=2,
+    veri_train_ids=4,
+    veri_test_ids=3,
+    veri_cameras=3,
+    veri_images_per_id=3,
+    vehicleid_train_ids=4,
+    vehicleid_test_sizes=(2, 3, 4),
+    vehicleid_images_per_id=2,
+    n_annotated=4,
+    n_part_val=2,
+    image_size=48,
+)
 SMOKE = get_profile("smoke").synth
 PARTS = ("window", "light", "brand")
 
@@ -61,9 +73,15 @@ def test_layouts_exist_with_profile_sizes(smoke_root: Path) -> None:
     assert all(len(p.stem) == 7 for p in (vid / "image").iterdir())
     assert len(list((parts / "images/train").glob("*.jpg"))) == cfg.n_annotated
     assert len(list((parts / "images/val").glob("*.jpg"))) == cfg.n_part_val
-    assert _lines(parts / "data.yaml") == [f"path: {parts}", "train: images/train",
-                                           "val: images/val", "names:", "  0: window",
-                                           "  1: light", "  2: brand"]
+    assert _lines(parts / "data.yaml") == [
+        f"path: {parts}",
+        "train: images/train",
+        "val: images/val",
+        "names:",
+        "  0: window",
+        "  1: light",
+        "  2: brand",
+    ]
     assert (smoke_root / "synthveh.json").is_file()
     # the real loaders read the export, and its index files agree with the pid/camera rule
     data = load_veri776(veri)
@@ -88,7 +106,11 @@ def test_assign_groups_hand_worked() -> None:
     assert sum(c == 1 for c in counts.values()) == 2
     # 4 combinations cannot hold 10 singletons: 3 keep their own, 7 share the fourth
     assert sorted(Counter(assign_groups(10, 0.0, 4, np.ones(4), rng).tolist()).values()) == [
-        1, 1, 1, 7]
+        1,
+        1,
+        1,
+        7,
+    ]
 
 
 def test_near_duplicate_share(smoke_root: Path) -> None:
@@ -114,13 +136,13 @@ def test_one_row_per_part_and_boxes_inside(smoke_root: Path) -> None:
         assert (df.x1 < df.x2).all() and (df.y1 < df.y2).all()
         assert Path(df.path.iloc[0]).is_file()
         veh = df[df.part == "vehicle"].set_index("image")
-        inner = df[df.part != "vehicle"].join(veh[["x1", "y1", "x2", "y2"]], on="image", rsuffix="_v")
+        inner = df[df.part != "vehicle"].merge(
+            veh[["x1", "y1", "x2", "y2"]], left_on="image", right_index=True, suffixes=("", "_v")
+        )
         assert (inner.x1 >= inner.x1_v - 1).all() and (inner.x2 <= inner.x2_v + 1).all()
         assert (inner.y1 >= inner.y1_v - 1).all() and (inner.y2 <= inner.y2_v + 1).all()
-        with open(df.path.iloc[0], "rb") as f:
-            from PIL import Image
-
-            assert Image.open(f).size == (df.img_w.iloc[0], df.img_h.iloc[0])
+        with Image.open(df.path.iloc[0]) as img:
+            assert img.size == (df.img_w.iloc[0], df.img_h.iloc[0])
     occluded = S.load_synthveh_parts(smoke_root / "VeRi-776")
     assert set(occluded.visible) <= {0, 1}
 
@@ -168,11 +190,14 @@ def test_vehicleid_lists(smoke_root: Path) -> None:
     vid = smoke_root / "VehicleID"
     split = vid / "train_test_split"
     train = [line.split() for line in _lines(split / "train_list.txt")]
-    lists = [[line.split() for line in _lines(split / f"test_list_{n}.txt")]
-             for n in (800, 1600, 2400)]
+    lists = [
+        [line.split() for line in _lines(split / f"test_list_{n}.txt")] for n in (800, 1600, 2400)
+    ]
     n_ids = [len({v for _, v in rows}) for rows in lists]
     assert n_ids == list(SMOKE.vehicleid_test_sizes)
-    assert {tuple(r) for r in lists[0]} <= {tuple(r) for r in lists[1]} <= {tuple(r) for r in lists[2]}
+    assert (
+        {tuple(r) for r in lists[0]} <= {tuple(r) for r in lists[1]} <= {tuple(r) for r in lists[2]}
+    )
     assert not {v for _, v in train} & {v for _, v in lists[2]}
     img2vid = dict(line.split() for line in _lines(vid / "attribute" / "img2vid.txt"))
     assert img2vid == {n: v for n, v in train + lists[2]}
@@ -203,14 +228,15 @@ def _pair_diff(share: float, strength: float = 1.6, n: int = 8) -> tuple[float, 
         imgs = []
         for cues in (a, b):
             scene = sample_scene(cam, (0, 1), np.random.default_rng([12, i]))
-            img, boxes, _ = render_image(model, COLOURS[1][2], cues, ("front", "rear")[i % 2],
-                                         scene, strength, share)
+            img, boxes, _ = render_image(
+                model, COLOURS[1][2], cues, ("front", "rear")[i % 2], scene, strength, share
+            )
             imgs.append(np.asarray(img, dtype=np.float32))
         diff = np.abs(imgs[0] - imgs[1]).sum(axis=-1)
         mask = np.zeros(diff.shape, dtype=bool)
         for key, (x1, y1, x2, y2) in boxes.items():
             if key != "vehicle":
-                mask[max(int(y1) - 2, 0):int(y2) + 3, max(int(x1) - 2, 0):int(x2) + 3] = True
+                mask[max(int(y1) - 2, 0) : int(y2) + 3, max(int(x1) - 2, 0) : int(x2) + 3] = True
         inside.append(diff[mask].mean())
         outside.append(diff[~mask].mean())
     return float(np.mean(inside)), float(np.mean(outside))
@@ -226,9 +252,16 @@ def test_identity_cues_inside_parts_unless_moved_out() -> None:
     assert faint < 0.5 * inside0  # cue_strength scales the in-part cues
 
 
-@pytest.mark.parametrize(("field", "value"), [("image_size", -8), ("outside_cue_share", 1.5),
-                                              ("veri_cameras", 1), ("cue_strength", -1.0),
-                                              ("vehicleid_test_sizes", (5, 3, 8))])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("image_size", -8),
+        ("outside_cue_share", 1.5),
+        ("veri_cameras", 1),
+        ("cue_strength", -1.0),
+        ("vehicleid_test_sizes", (5, 3, 8)),
+    ],
+)
 def test_bad_config_names_the_field(field: str, value, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=field):
         S.generate_synthveh(dataclasses.replace(TINY, **{field: value}), tmp_path, seed=0)

@@ -1,0 +1,226 @@
+"""The experiments the chapters share: data, part boxes, named variants, train-and-evaluate.
+
+Chapters 4-8 train many variants of the same model (baseline, part-regularized,
+the ablation rows of Table 4, other input sizes). This module gives them one way
+to do it, so a variant trained in one chapter is reused by the others through
+the run cache (:func:`prreid_lib.runs.run_or_load`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from prreid_lib.config import PART_NAMES, Profile, TrainConfig, get_profile
+
+TEST_SET_NAMES = ("small", "medium", "large")
+"""VehicleID test sets in the order of their (real) sizes 800, 1600, 2400."""
+REAL_TEST_SIZES = (800, 1600, 2400)
+DETECTED_BOXES_FILE = "vehicleid_train_part_boxes.csv"
+"""Where chapter 3 saves detected (and imputed) part boxes, under ``output_dir/detector``."""
+
+ALL_PARTS = dict.fromkeys(PART_NAMES, 1.0)
+NO_PARTS = dict.fromkeys(PART_NAMES, 0.0)
+
+ABLATION_VARIANTS: dict[str, dict[str, Any]] = {
+    "Global+Light+Brand+Window": {"lambda_p": ALL_PARTS},
+    "Global+Light+Brand": {"lambda_p": {**ALL_PARTS, "window": 0.0}},
+    "Global+Light+Window": {"lambda_p": {**ALL_PARTS, "brand": 0.0}},
+    "Global+Window+Brand": {"lambda_p": {**ALL_PARTS, "light": 0.0}},
+    "Global+Window": {"lambda_p": {**NO_PARTS, "window": 1.0}},
+    "Window+Light+Brand": {"lambda_p": ALL_PARTS, "use_global": False},
+    "Baseline (w/o parts)": {"lambda_p": NO_PARTS},
+}
+"""The seven rows of the paper's Table 4, as overrides of the profile's TrainConfig."""
+
+
+@dataclass
+class StudyData:
+    """Everything a training chapter needs about its data."""
+
+    profile: Profile
+    root: Path
+    synthetic: bool
+    vehicleid: Any
+    tests: dict[str, pd.DataFrame]
+    part_boxes: pd.DataFrame | None
+    test_part_boxes: pd.DataFrame | None
+    part_source: str
+    veri: Any = None
+    veri_part_boxes: pd.DataFrame | None = None
+
+
+def load_study_data(
+    profile: str | Profile,
+    data_root: str | Path | None = None,
+    seed: int = 0,
+    output_dir: str | Path = "runs",
+    part_source: str = "auto",
+) -> StudyData:
+    """Load the VehicleID-layout data and the training part boxes for a profile.
+
+    ``data_root=None`` generates (or reuses) SynthVeh. ``part_source``:
+    ``"detected"`` uses the boxes chapter 3 saved (``output_dir/detector/``),
+    ``"ground_truth"`` SynthVeh's own boxes (missing parts imputed by identity as
+    for detections), ``"auto"`` the detected ones when present, else the ground
+    truth. Real data without detected boxes raise a clear error.
+    """
+    from prreid_lib.data import ensure_synthveh, load_synthveh_parts, load_vehicleid
+    from prreid_lib.data.vehicleid import available_test_sizes
+    from prreid_lib.parts import ground_truth_part_boxes, impute_missing_parts
+
+    prof = get_profile(profile) if isinstance(profile, str) else profile
+    root = ensure_synthveh(prof, seed=seed) if data_root is None else Path(data_root)
+    synthetic = (root / "synthveh.json").exists()
+    vid = load_vehicleid(root, test_size=REAL_TEST_SIZES[0])
+    sizes = [s for s in REAL_TEST_SIZES if s in available_test_sizes(vid.root)]
+    tests = {
+        name: (vid.test if size == REAL_TEST_SIZES[0] else load_vehicleid(root, size).test)
+        for name, size in zip(TEST_SET_NAMES, REAL_TEST_SIZES, strict=True)
+        if size in sizes
+    }
+    detected = Path(output_dir) / "detector" / DETECTED_BOXES_FILE
+    if part_source not in {"auto", "detected", "ground_truth"}:
+        raise ValueError(f"part_source must be auto, detected or ground_truth; got {part_source!r}")
+    use_detected = part_source == "detected" or (part_source == "auto" and detected.exists())
+    gt_boxes = test_boxes = None
+    if synthetic:
+        parts_table = load_synthveh_parts(vid.root)
+        views = parts_table.drop_duplicates("path").set_index("path")["view"]
+        everything = pd.concat([vid.train, *tests.values()]).drop_duplicates("path")
+        everything = everything.assign(view=everything["path"].map(views))
+        gt_boxes = impute_missing_parts(ground_truth_part_boxes(parts_table), everything)
+        test_boxes = gt_boxes
+    if use_detected:
+        if not detected.exists():
+            raise FileNotFoundError(
+                f"{detected}: no detected part boxes; run chapter 3 (03_part_detection) with "
+                f"output_dir={output_dir}, or use part_source='ground_truth'"
+            )
+        boxes, source = pd.read_csv(detected), "detected (chapter 3)"
+    elif gt_boxes is not None:
+        boxes, source = gt_boxes, "ground truth (SynthVeh), missing parts imputed"
+    else:
+        raise FileNotFoundError(
+            f"no part boxes for the real data under {root}: run chapter 3 to detect them "
+            f"(it writes {detected})"
+        )
+    train_paths = set(vid.train["path"])
+    boxes = boxes[boxes["path"].isin(train_paths)].reset_index(drop=True)
+    data = StudyData(prof, root, synthetic, vid, tests, boxes, test_boxes, source)
+    if synthetic:
+        from prreid_lib.data import load_veri776
+
+        data.veri = load_veri776(root)
+        veri_parts = load_synthveh_parts(data.veri.root)
+        veri_train = data.veri.train.assign(
+            view=data.veri.train["path"].map(
+                veri_parts.drop_duplicates("path").set_index("path")["view"]
+            )
+        )
+        data.veri_part_boxes = impute_missing_parts(ground_truth_part_boxes(veri_parts), veri_train)
+    return data
+
+
+def variant_config(base: TrainConfig, **overrides: Any) -> TrainConfig:
+    """``base`` with overrides; ``lambda_p`` may name only some parts (the others keep theirs)."""
+    if "lambda_p" in overrides:
+        unknown = set(overrides["lambda_p"]) - set(PART_NAMES)
+        if unknown:
+            raise ValueError(f"lambda_p names unknown parts {sorted(unknown)}; parts: {PART_NAMES}")
+        overrides["lambda_p"] = {**base.lambda_p, **overrides["lambda_p"]}
+    return replace(base, **overrides)
+
+
+def slug(name: str) -> str:
+    """A folder-safe name for a variant (``"Global+Window"`` -> ``"global-window"``)."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def train_variant(
+    data: StudyData,
+    name: str,
+    output_dir: str | Path = "runs",
+    seed: int = 0,
+    device: str = "auto",
+    progress: bool = False,
+    dataset: str = "vehicleid",
+    **overrides: Any,
+):
+    """Train (or reuse) the variant ``name`` of the profile's model.
+
+    ``dataset`` is ``"vehicleid"`` (VehicleID train, the paper's ablation set) or
+    ``"veri776"`` (VeRi-776 train, SynthVeh ground-truth boxes). Returns
+    :class:`prreid_lib.runs.TrainResult`; runs live under
+    ``output_dir/reid/<slug(name)>-<key>``.
+    """
+    from prreid_lib.runs import run_or_load
+
+    if dataset == "vehicleid":
+        frame, boxes = data.vehicleid.train, data.part_boxes
+    elif dataset == "veri776" and data.veri is not None:
+        frame, boxes = data.veri.train, data.veri_part_boxes
+    else:
+        raise ValueError(f"dataset must be 'vehicleid' or 'veri776' (SynthVeh); got {dataset!r}")
+    cfg = variant_config(data.profile.train, **overrides)
+    return run_or_load(
+        cfg,
+        frame,
+        boxes,
+        Path(output_dir) / "reid" / dataset,
+        seed=seed,
+        device=device,
+        progress=progress,
+        name=slug(name),
+    )
+
+
+def evaluate_variant(
+    result, data: StudyData, seed: int = 0, n_trials: int | None = None
+) -> pd.DataFrame:
+    """VehicleID protocol on every test set: one row per set, CMC@1/@5 and mAP (mean and std)."""
+    from prreid_lib.evaluate import evaluate_vehicleid
+
+    trials = n_trials or data.profile.eval.n_trials
+    rows = []
+    for name, test in data.tests.items():
+        res = evaluate_vehicleid(
+            result.model, test, part_boxes=data.test_part_boxes, n_trials=trials, seed=seed
+        )
+        rows.append(
+            {
+                "test set": name,
+                "identities": test["pid"].nunique(),
+                "CMC@1": float(res.cmc_mean[0]),
+                "CMC@5": float(res.cmc_mean[4]),
+                "mAP": float(res.mAP_mean),
+                "CMC@1 std": float(res.cmc_std[0]),
+                "mAP std": float(res.mAP_std),
+            }
+        )
+    return pd.DataFrame(rows).set_index("test set")
+
+
+def compare_variants(
+    data: StudyData,
+    variants: Mapping[str, Mapping[str, Any]],
+    output_dir: str | Path = "runs",
+    seed: int = 0,
+    device: str = "auto",
+    test_set: str = "large",
+) -> pd.DataFrame:
+    """Train (or reuse) each variant and evaluate it; one row per variant on ``test_set``."""
+    rows = []
+    for name, overrides in variants.items():
+        result = train_variant(data, name, output_dir, seed, device, **dict(overrides))
+        table = evaluate_variant(result, data, seed)
+        chosen = test_set if test_set in table.index else table.index[-1]
+        row = table.loc[chosen].to_dict()
+        seconds = float(result.history["seconds"].sum()) if "seconds" in result.history else None
+        rows.append({"variant": name, **row, "train seconds": seconds})
+    return pd.DataFrame(rows).set_index("variant")
