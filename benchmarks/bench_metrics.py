@@ -9,8 +9,10 @@ unstably and sums AP in float32). Case ``large``: 10k queries x 100k gallery
 through ``evaluate_features`` in a fresh process, recording its peak RSS.
 
 Needs fast-reid and Cython: ``pip install --no-deps fastreid==1.4.0 cython`` (fast-reid's
-own dependencies pin torch 1.13.1, hence --no-deps; only its pure files are used). ``rank_cy.pyx`` is compiled on first use
-into ``benchmarks/_cache/`` (git-ignored). Results go to
+own dependencies pin torch 1.13.1, hence --no-deps; only its pure files are used).
+``rank_cy.pyx`` is compiled on first use into ``benchmarks/_cache/`` (git-ignored).
+Timings are medians over rounds that run every implementation in turn, in one process;
+peak RSS comes from one run of each in a fresh process. Results go to
 ``benchmarks/results/metrics_bench.csv`` (rows of the same case and implementation are
 replaced). Usage: ``python benchmarks/bench_metrics.py [--repeats 7] [--skip-large]``.
 """

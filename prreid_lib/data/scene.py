@@ -248,7 +248,8 @@ def _homography(cam: Camera, scene: Scene, m: ModelSpec, view: str, W: int, H: i
         ]
     )
     T = np.array([[W, 0, W / 2], [0, W, H / 2], [0, 0, 1.0]])
-    return T @ P @ np.linalg.inv(T) @ A
+    T_inv = np.array([[1 / W, 0, -0.5], [0, 1 / W, -H / (2 * W)], [0, 0, 1.0]])
+    return T @ P @ T_inv @ A
 
 
 def _occluder(d: ImageDraw.ImageDraw, md: ImageDraw.ImageDraw, occ: tuple, W: int, H: int) -> None:

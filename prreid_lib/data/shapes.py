@@ -1,9 +1,16 @@
-"""Geometric primitives of the SynthVeh drawings: ellipses, rounded boxes, light
-outlines, make glyphs and colour helpers (all in vehicle units, numpy arrays)."""
+"""Geometric primitives of the SynthVeh drawings.
+
+Ellipses, rounded boxes, trapezoids, light outlines and make glyphs (in vehicle
+units, numpy arrays), colour helpers, and :class:`Pen`, which draws them
+through a camera homography onto a PIL canvas.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+from PIL import ImageDraw
 
 CUE_COLOURS: tuple[tuple[int, int, int], ...] = (
     (40, 110, 225),  # blue
@@ -171,3 +178,73 @@ def badge_glyph(glyph: int, cx: float, cy: float, r: float) -> list[tuple[str, n
     if glyph >= 10:
         out.append(("fill", ellipse(cx, cy, r * 0.2, r * 0.2, 8), 0))
     return out
+
+
+Box = tuple[float, float, float, float]
+
+
+@dataclass
+class Pen:
+    """Draws vehicle-unit polygons through the homography ``H`` (with the yaw parallax)."""
+
+    draw: ImageDraw.ImageDraw
+    H: np.ndarray
+    yaw: float
+    y_top: float
+    scale: float
+
+    def tf(self, pts) -> list[tuple[float, float]]:
+        """Vehicle units -> canvas pixels (parallax shear above the face, then ``H``)."""
+        (a, b, c), (d, e, f), (g, h, i) = self.H.tolist()
+        yt, k = max(self.y_top, 1e-6), self.yaw * 0.07
+        out = []
+        for x, y in np.asarray(pts, dtype=np.float64).reshape(-1, 2).tolist():
+            x += k * min(1.0, max(0.0, (yt - y) / yt))
+            w = g * x + h * y + i
+            out.append(((a * x + b * y + c) / w, (d * x + e * y + f) / w))
+        return out
+
+    def poly(self, pts, fill, outline=None, width: float = 0.0) -> None:
+        xy = self.tf(pts)
+        if len(xy) >= 3:
+            w = max(1, round(width * self.scale)) if outline is not None else 1
+            self.draw.polygon(xy, fill=fill, outline=outline, width=w)
+
+    def line(self, pts, fill, width: float) -> None:
+        self.draw.line(self.tf(pts), fill=fill, width=max(1, round(width * self.scale)))
+
+    def box(self, x0: float, y0: float, x1: float, y1: float) -> Box:
+        """Axis-aligned hull of the four transformed corners of a vehicle-unit box."""
+        q = self.tf([(x0, y0), (x1, y0), (x1, y1), (x0, y1)])
+        xs, ys = [p[0] for p in q], [p[1] for p in q]
+        return (min(xs), min(ys), max(xs), max(ys))
+
+
+def hull(pts: np.ndarray) -> tuple[float, float, float, float]:
+    p = np.asarray(pts).reshape(-1, 2)
+    return p[:, 0].min(), p[:, 1].min(), p[:, 0].max(), p[:, 1].max()
+
+
+def rgba(rgb, a: float) -> tuple[int, int, int, int]:
+    return (*(int(c) for c in rgb[:3]), int(round(255 * float(np.clip(a, 0.0, 1.0)))))
+
+
+def trap(ya: float, yb: float, ha: float, hb: float) -> np.ndarray:
+    """Symmetric trapezoid: half-width ``ha`` at y ``ya``, ``hb`` at ``yb``."""
+    return np.array([(-ha, ya), (ha, ya), (hb, yb), (-hb, yb)])
+
+
+def banded(pen: Pen, ya, yb, ha, hb, top, bottom, n: int = 5) -> None:
+    """Trapezoid filled with a vertical gradient from ``top`` to ``bottom`` (n bands)."""
+    for i in range(n):
+        t0, t1 = i / n, (i + 1) / n
+        c = mix(top, bottom, (t0 + t1) / 2)
+        pen.poly(
+            trap(
+                ya + (yb - ya) * t0,
+                ya + (yb - ya) * t1 + 1e-3,
+                ha + (hb - ha) * t0,
+                ha + (hb - ha) * t1,
+            ),
+            fill=c,
+        )

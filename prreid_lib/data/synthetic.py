@@ -156,12 +156,17 @@ def generate_synthveh(
 ) -> Path:
     """Render SynthVeh under ``out`` (``VeRi-776/``, ``VehicleID/``, ``parts/``) and return it.
 
-    The layouts are those of the real data sets (see ``.agents``' contract and
-    :mod:`prreid_lib.data.synth_layouts`). ``workers`` processes render in
-    parallel (default: up to 8 CPU cores); the output does not depend on it.
-    ``synthveh.json`` (config, seed, format version) is written last.
+    The folders follow the official VeRi-776 and VehicleID layouts and the
+    ultralytics YOLO layout (plans and lists: :mod:`prreid_lib.data.synth_plan`),
+    each with ``synthveh_parts.csv``; existing copies of these three folders in
+    ``out`` are replaced. ``workers`` processes render in parallel (default: the
+    CPU count, at most 8); the files do not depend on it. ``synthveh.json``
+    (config, seed, format version) is written last. Bad config values or a
+    negative ``seed`` raise ``ValueError`` naming the field.
     """
     validate_config(cfg)
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     out = Path(out).absolute()
     for sub in ("VeRi-776", "VehicleID", "parts", "synthveh.json"):
         target = out / sub
