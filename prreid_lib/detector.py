@@ -174,8 +174,9 @@ def train_detector(
     dataset files and ``seed``; a finished run with that key is reused unless
     ``force``. ``threads`` sets torch's CPU threads during training
     (default: the current setting; ultralytics would use cores - 1) and is
-    restored afterwards; ``workers`` the data-loading processes (default
-    ``min(2, cores)``).
+    restored afterwards; ``workers`` the data-loading processes (default: none
+    on CPU, where worker processes only compete with training for the cores;
+    up to 8 on a GPU).
     """
     configure_offline()
     root = Path(output_dir) / "detector"
@@ -194,6 +195,8 @@ def train_detector(
     from ultralytics.utils import torch_utils
 
     dev = resolve_device(device)
+    if workers is None:
+        workers = 0 if dev in {"cpu", "mps"} else min(8, os.cpu_count() or 1)
     old_threads = torch.get_num_threads()
     torch_utils.NUM_THREADS = threads or old_threads
     start = time.perf_counter()
@@ -205,7 +208,7 @@ def train_detector(
             imgsz=cfg.imgsz,
             batch=cfg.batch,
             device=dev,
-            workers=min(2, os.cpu_count() or 1) if workers is None else workers,
+            workers=workers,
             seed=seed,
             deterministic=True,
             amp=training_precision(dev),

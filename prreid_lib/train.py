@@ -376,7 +376,6 @@ def _load_training_data(
     from prreid_lib.data import load_vehicleid, load_veri776
 
     root = Path(args.data_root) if args.data_root else None
-    synthetic = root is None
     if root is None:
         if profile.real_data is not None:
             raise ValueError(f"profile {profile.name!r} uses real data: pass --data-root")
@@ -384,9 +383,8 @@ def _load_training_data(
 
         root = ensure_synthveh(profile, seed=args.data_seed)
     sub = {"vehicleid": "VehicleID", "veri776": "VeRi-776"}[args.dataset]
-    if (root / sub).is_dir():
-        root, synthetic = root / sub, synthetic or (root / sub / "synthveh_parts.csv").is_file()
-    synthetic = synthetic or (root / "synthveh_parts.csv").is_file()
+    root = root / sub if (root / sub).is_dir() else root
+    synthetic = (root / "synthveh_parts.csv").is_file()
     train = (load_vehicleid(root) if args.dataset == "vehicleid" else load_veri776(root)).train
     if args.parts == "none":
         return train, None
@@ -396,9 +394,13 @@ def _load_training_data(
                 f"--parts gt needs SynthVeh ground truth, {root} has none: "
                 "pass --parts FILE.csv (detected boxes) or --parts none"
             )
-        from prreid_lib.parts import synthveh_part_boxes
+        from prreid_lib.data import load_synthveh_parts
+        from prreid_lib.parts import ground_truth_part_boxes, impute_missing_parts
 
-        return train, synthveh_part_boxes(root)
+        table = load_synthveh_parts(root)
+        views = table.drop_duplicates("path").set_index("path")["view"]
+        images = train.assign(view=train["path"].map(views))
+        return train, impute_missing_parts(ground_truth_part_boxes(table), images)
     return train, pd.read_csv(args.parts)
 
 

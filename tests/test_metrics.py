@@ -110,6 +110,16 @@ def test_all_junk_query_is_skipped_and_queries_average():
     assert r.mINP == pytest.approx((1 / 2 + 1) / 2)
 
 
+def test_book_two_query_example():
+    # book/_partials/evaluation_protocols.md: query A as above; query B (id 4, camera 2)
+    # has its only match (item 5, id 4 c1) second after item 1: AP = INP = 1/2.
+    # CMC = (0, 1/2, 1, 1, 1); mAP = (4/9 + 1/2) / 2 = 17/36; mINP = 1/2.
+    d = np.vstack([D1, [0.70, 0.20, 0.80, 0.50, 0.60, 0.30, 0.90]])
+    r = evaluate_ranking(d, [1, 4], G_PIDS, [0, 2], G_CAMS, max_rank=5)
+    np.testing.assert_allclose(r.cmc, [0, 0.5, 1, 1, 1])
+    assert r.mAP == pytest.approx(17 / 36) and r.mINP == pytest.approx(0.5)
+
+
 def test_no_valid_query_raises():
     with pytest.raises(ValueError, match="no query has a true match"):
         evaluate_ranking([[0.1, 0.2]], [7], [7, 8], [0], [0, 1])  # its id only in camera 0
