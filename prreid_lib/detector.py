@@ -20,6 +20,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -146,11 +147,13 @@ def prepare_dataset(data_yaml: str | Path, work_dir: str | Path) -> tuple[Path, 
     return target, _fingerprint(files)
 
 
-def _run_key(cfg: DetectorConfig, fingerprint: str, seed: int) -> str:
+def _run_key(cfg: DetectorConfig, fingerprint: str, seed: int, extra: dict[str, Any]) -> str:
     import ultralytics
 
     blob = json.dumps(
-        [KEY_VERSION, asdict(cfg), fingerprint, seed, ultralytics.__version__], sort_keys=True
+        [KEY_VERSION, asdict(cfg), fingerprint, seed, extra, ultralytics.__version__],
+        sort_keys=True,
+        default=str,
     )
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
@@ -164,6 +167,7 @@ def train_detector(
     workers: int | None = None,
     threads: int | None = None,
     force: bool = False,
+    train_args: dict[str, Any] | None = None,
 ) -> DetectorRun:
     """Train YOLO from ``cfg.model_yaml`` on the part dataset ``data_yaml``, or reuse the run.
 
@@ -176,12 +180,15 @@ def train_detector(
     (default: the current setting; ultralytics would use cores - 1) and is
     restored afterwards; ``workers`` the data-loading processes (default: none
     on CPU, where worker processes only compete with training for the cores;
-    up to 8 on a GPU).
+    up to 8 on a GPU). ``train_args`` are further ultralytics training
+    arguments (e.g. ``{"mosaic": 0.0}``), merged over ``cfg.train_args`` when the
+    config has that field; they are part of the key.
     """
     configure_offline()
     root = Path(output_dir) / "detector"
     dataset, fingerprint = prepare_dataset(data_yaml, root / "data")
-    key = _run_key(cfg, fingerprint, seed)
+    extra = {**dict(getattr(cfg, "train_args", None) or {}), **(train_args or {})}
+    key = _run_key(cfg, fingerprint, seed, extra)
     run_dir = (root / f"{Path(cfg.model_yaml).stem}-{key}").resolve()
     weights = run_dir / "weights" / "best.pt"
     done = run_dir / "done.json"
@@ -219,13 +226,21 @@ def train_detector(
             plots=False,
             verbose=False,
             val=True,
+            **extra,
         )
     finally:
         torch.set_num_threads(old_threads)
     seconds = time.perf_counter() - start
     if not weights.is_file():
         raise RuntimeError(f"YOLO training in {run_dir} finished without {weights}; see its log")
-    info = {"seconds": seconds, "key": key, "device": dev, "config": asdict(cfg), "seed": seed}
+    info = {
+        "seconds": seconds,
+        "key": key,
+        "device": dev,
+        "config": asdict(cfg),
+        "seed": seed,
+        "train_args": extra,
+    }
     done.write_text(json.dumps(info, indent=2))
     history = pd.read_csv(run_dir / "results.csv")
     return DetectorRun(weights, run_dir, key, history, seconds, reused=False)
