@@ -2,7 +2,7 @@
 
 Case ``veri``: a VeRi-776-sized problem (1678 queries x 11579 gallery, 776 ids, 20 cameras,
 256-d features = id centre + noise, Euclidean float32 distances). Times, on the same
-distance matrix: ``evaluate_ranking`` (1 and 2 torch threads), fast-reid 1.4.0's python
+distance matrix: ``evaluate_ranking`` (numpy, single-threaded), fast-reid 1.4.0's python
 ``eval_market1501`` and its Cython ``evaluate_cy``, and one numpy argsort of the matrix;
 checks that all give the same CMC and mAP (to 1e-6: fast-reid sorts float32 ties
 unstably and sums AP in float32). Case ``large``: 10k queries x 100k gallery
@@ -98,8 +98,7 @@ def peak_mb() -> float:
 
 
 VERI_IMPLS = {
-    "prreid-1": "prreid evaluate_ranking (1 thread)",
-    "prreid-2": "prreid evaluate_ranking (2 threads)",
+    "prreid": "prreid evaluate_ranking",
     "argsort": "numpy argsort only (reference)",
     "cython": "fast-reid 1.4.0 Cython evaluate_cy",
     "python": "fast-reid 1.4.0 python eval_market1501",
@@ -111,13 +110,9 @@ def veri_runners(d, qp, gp, qc, gc) -> dict:
     """One callable per implementation, each returning (mAP, CMC list) or None."""
     from prreid_lib.metrics import evaluate_ranking
 
-    def ours(threads):
-        def run():
-            torch.set_num_threads(threads)
-            r = evaluate_ranking(d, qp, gp, qc, gc, 50)
-            return r.mAP, r.cmc.tolist()
-
-        return run
+    def ours():
+        r = evaluate_ranking(d, qp, gp, qc, gc, 50)
+        return r.mAP, r.cmc.tolist()
 
     def fastreid(fn, *extra):
         def run():
@@ -128,8 +123,7 @@ def veri_runners(d, qp, gp, qc, gc) -> dict:
 
     py = load_file(fastreid_dir() / "rank.py", "fastreid_rank").eval_market1501
     return {
-        "prreid-1": ours(1),
-        "prreid-2": ours(2),
+        "prreid": ours,
         "argsort": lambda: (np.argsort(d, axis=1), None)[1],
         "cython": fastreid(fastreid_cython().evaluate_cy, False),
         "python": fastreid(py),
@@ -167,7 +161,7 @@ def veri_child(impl: str, repeats: int, skip_python: bool = False) -> None:
             out = runners[k]()
             times[k].append(time.perf_counter() - t0)
             results.setdefault(k, out)
-    ratios = [c / o for c, o in zip(times["cython"], times["prreid-1"], strict=True)]
+    ratios = [c / o for c, o in zip(times["cython"], times["prreid"], strict=True)]
     print(
         json.dumps(
             dict(
@@ -212,7 +206,7 @@ def bench_veri(repeats: int, skip_python: bool) -> list[dict]:
         str(repeats),
         *(["--skip-python"] if skip_python else []),
     )
-    ref_map, ref_cmc = timing["results"]["prreid-1"]
+    ref_map, ref_cmc = timing["results"]["prreid"]
     rows = []
     for impl, name in VERI_IMPLS.items():
         if impl == "python" and skip_python:
@@ -220,7 +214,7 @@ def bench_veri(repeats: int, skip_python: bool) -> list[dict]:
         peak = child("--veri-child", impl)["peak_mb"]  # one run in a fresh process
         seconds = timing["seconds"].get(impl, float("nan"))
         m_ap, cmc = timing["results"].get(impl) or (float("nan"), [float("nan")])
-        if impl in ("prreid-2", "cython", "python") and (
+        if impl in ("cython", "python") and (
             abs(m_ap - ref_map) > 1e-6 or np.abs(np.subtract(cmc, ref_cmc)).max() > 1e-6
         ):
             sys.exit(f"MISMATCH {name}: mAP {m_ap} vs {ref_map}")
@@ -244,7 +238,7 @@ def bench_veri(repeats: int, skip_python: bool) -> list[dict]:
         "with another item; fast-reid's unstable argsort may order them differently)"
     )
     print(
-        f"  fast-reid Cython / prreid (1 thread): {timing['ratio_cython_over_ours']:.2f}x "
+        f"  fast-reid Cython / prreid: {timing['ratio_cython_over_ours']:.2f}x "
         "(median of per-round ratios)"
     )
     return rows
@@ -254,7 +248,7 @@ def large_child() -> None:
     """Run in a fresh process: 10k x 100k through evaluate_features; print JSON."""
     from prreid_lib.metrics import evaluate_features
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # a shared machine: one thread keeps the timing steady
     q, g, qp, gp, qc, gc = problem(10_000, 100_000, 5000, 20, seed=1)
     before = peak_mb()
     t0 = time.perf_counter()
@@ -283,7 +277,7 @@ def bench_large() -> list[dict]:
     return [
         dict(
             case="large 10000x100000",
-            implementation="prreid evaluate_features (2 threads)",
+            implementation="prreid evaluate_features (1 thread)",
             seconds=res["seconds"],
             mAP=res["mAP"],
             rank1=res["rank1"],

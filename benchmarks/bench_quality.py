@@ -34,10 +34,10 @@ RESULTS = Path(__file__).resolve().parent / "results"
 SIZES = {"small": 800, "medium": 1600, "large": 2400}
 
 
-def load(profile: str, data_seed: int):
+def load(profile: str, data_seed: int, test_sets: list[str]):
     """VehicleID train/test frames of the SynthVeh export and its ground-truth part boxes."""
     root = ensure_synthveh(profile, seed=data_seed) / "VehicleID"
-    tests = {name: load_vehicleid(root, size).test for name, size in SIZES.items()}
+    tests = {name: load_vehicleid(root, SIZES[name]).test for name in test_sets}
     train = load_vehicleid(root, 800).train
     table = load_synthveh_parts(root)
     views = table.drop_duplicates("path").set_index("path")["view"]
@@ -59,12 +59,13 @@ def main() -> None:
     parser.add_argument("--recipe", default="paper")
     parser.add_argument("--set", nargs="*", default=[], help="extra TrainConfig key=value")
     parser.add_argument("--trials", type=int, default=10)
+    parser.add_argument("--tests", nargs="+", default=["small", "large"], choices=list(SIZES))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", default="/tmp/prreid-bench-runs")
     parser.add_argument("--out", default=str(RESULTS / "train_quality.csv"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    train, tests, boxes = load(args.profile, args.data_seed)
+    train, tests, boxes = load(args.profile, args.data_seed, args.tests)
     base = replace(get_profile(args.profile).train, recipe=args.recipe)
     for item in args.set:
         key, _, value = item.partition("=")

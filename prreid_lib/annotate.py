@@ -30,6 +30,7 @@ __all__ = [
     "RULES",
     "coco_to_yolo",
     "image_size",
+    "labels_dir_for",
     "part_statistics",
     "plot_part_statistics",
     "read_coco",
@@ -63,7 +64,8 @@ def image_size(path: str | Path) -> tuple[int, int]:
         return im.size
 
 
-def _labels_dir_for(images_dir: Path) -> Path:
+def labels_dir_for(images_dir: Path) -> Path:
+    """YOLO's labels folder of an images folder: the last ``images`` in the path -> ``labels``."""
     parts = list(images_dir.parts)
     if "images" not in parts:
         raise ValueError(
@@ -132,13 +134,13 @@ def _yolo_pairs(data: Path) -> list[tuple[Path, Path]]:
         base = Path(cfg.get("path") or data.parent)
         base = base if base.is_absolute() else (data.parent / base)
         splits = [cfg[k] for k in ("train", "val", "test") if cfg.get(k)]
-        return [(base / s, _labels_dir_for(base / s)) for s in dict.fromkeys(splits)]
+        return [(base / s, labels_dir_for(base / s)) for s in dict.fromkeys(splits)]
     if "labels" in data.parts and "images" not in data.parts:
         parts = list(data.parts)
         k = len(parts) - 1 - parts[::-1].index("labels")
         parts[k] = "images"
         return [(Path(*parts), data)]
-    return [(data, _labels_dir_for(data))]
+    return [(data, labels_dir_for(data))]
 
 
 def _scan_yolo(images_dir: Path, labels_dir: Path, names: Sequence[str]) -> tuple[Rows, list[dict]]:

@@ -54,6 +54,31 @@ def global_class_weights(model: PartRegularizedReID) -> tuple[torch.Tensor, torc
     return w_c @ w_e, bias
 
 
+def identity_classes(model: PartRegularizedReID, pids: Sequence[int] | np.ndarray) -> torch.Tensor:
+    """Classifier indices (N,) of training identities ``pids``, from ``model.pid_values``.
+
+    Training relabels the identities to 0..K-1 in increasing pid order
+    (:class:`prreid_lib.data.dataset.ReIDImageSet`); a trained model carries
+    the original pid of each class as ``pid_values``. A pid the model was not
+    trained on raises ``ValueError`` (its CAM would have no class to explain).
+    """
+    values = getattr(model, "pid_values", None)
+    if values is None:
+        raise ValueError(
+            "the model has no pid_values: use a model from prreid_lib.runs.load_trained or "
+            "train_reid, or pass classifier indices to class_activation_maps directly"
+        )
+    values, pids = np.asarray(values), np.asarray(pids)
+    idx = np.clip(np.searchsorted(values, pids), 0, max(len(values) - 1, 0))
+    unknown = pids[values[idx] != pids] if len(values) else pids
+    if len(unknown):
+        raise ValueError(
+            f"identities {unknown[:5].tolist()} are not among the model's {len(values)} training "
+            "identities: class activation maps need training images (or pass classes=None)"
+        )
+    return torch.as_tensor(idx, dtype=torch.long)
+
+
 def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
     """uint8 (B, 3, H, W) -> uint8 (B, 3, size, size), bilinear, as the training decoder."""
     if images.shape[-2:] == (size, size):

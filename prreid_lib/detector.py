@@ -24,10 +24,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from prreid_lib.config import PART_NAMES, DetectorConfig
-from prreid_lib.yolo_env import configure_offline, training_precision
+from prreid_lib.yolo_env import configure_offline, fingerprint, prepare_dataset, training_precision
 
 __all__ = [
     "PREDICTION_COLUMNS",
@@ -98,60 +97,11 @@ def file_hash(path: str | Path, n: int = 16) -> str:
     return h.hexdigest()[:n]
 
 
-def _fingerprint(paths: list[Path]) -> str:
-    h = hashlib.sha1()
-    for p in sorted(paths):
-        st = p.stat()
-        h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()
-
-
-def prepare_dataset(data_yaml: str | Path, work_dir: str | Path) -> tuple[Path, str]:
-    """A resolved copy of ``data_yaml`` in ``work_dir``; returns (its path, data fingerprint).
-
-    Paths become absolute and names are checked against ``PART_NAMES``. A
-    dataset whose ``labels`` folder is not writable (ultralytics writes label
-    caches next to it) is mirrored in ``work_dir/dataset`` by symbolic links.
-    The fingerprint hashes every image and label file (name, size, mtime).
-    """
-    data_yaml = Path(data_yaml)
-    if not data_yaml.is_file():
-        raise FileNotFoundError(f"part dataset {data_yaml} does not exist; expected a data.yaml")
-    cfg = yaml.safe_load(data_yaml.read_text())
-    names = cfg.get("names")
-    names = [names[k] for k in sorted(names)] if isinstance(names, dict) else list(names or [])
-    if names != list(PART_NAMES):
-        raise ValueError(
-            f"{data_yaml}: names must be {dict(enumerate(PART_NAMES))}, found {names}; "
-            "relabel the classes in that order"
-        )
-    base = Path(cfg.get("path") or data_yaml.parent)
-    base = (base if base.is_absolute() else data_yaml.parent / base).resolve()
-    work_dir = Path(work_dir)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    if not os.access(base / "labels", os.W_OK):
-        mirror = work_dir / "dataset"
-        for sub in ("images", "labels"):
-            (mirror / sub).mkdir(parents=True, exist_ok=True)
-            for split in (base / sub).iterdir():
-                link = mirror / sub / split.name
-                if split.is_dir() and not link.exists():
-                    link.symlink_to(split, target_is_directory=True)
-        base = mirror
-    files = [p for sub in ("images", "labels") for p in (base / sub).rglob("*") if p.is_file()]
-    files = [p for p in files if p.suffix != ".cache"]
-    out = {"path": str(base), "names": dict(enumerate(PART_NAMES))}
-    out.update({k: cfg[k] for k in ("train", "val", "test") if cfg.get(k)})
-    target = work_dir / "data.yaml"
-    target.write_text(yaml.safe_dump(out, sort_keys=False))
-    return target, _fingerprint(files)
-
-
-def _run_key(cfg: DetectorConfig, fingerprint: str, seed: int, extra: dict[str, Any]) -> str:
+def _run_key(cfg: DetectorConfig, data_hash: str, seed: int, extra: dict[str, Any]) -> str:
     import ultralytics
 
     blob = json.dumps(
-        [KEY_VERSION, asdict(cfg), fingerprint, seed, extra, ultralytics.__version__],
+        [KEY_VERSION, asdict(cfg), data_hash, seed, extra, ultralytics.__version__],
         sort_keys=True,
         default=str,
     )
@@ -186,9 +136,9 @@ def train_detector(
     """
     configure_offline()
     root = Path(output_dir) / "detector"
-    dataset, fingerprint = prepare_dataset(data_yaml, root / "data")
+    dataset, data_hash = prepare_dataset(data_yaml, root / "data")
     extra = {**dict(getattr(cfg, "train_args", None) or {}), **(train_args or {})}
-    key = _run_key(cfg, fingerprint, seed, extra)
+    key = _run_key(cfg, data_hash, seed, extra)
     run_dir = (root / f"{Path(cfg.model_yaml).stem}-{key}").resolve()
     weights = run_dir / "weights" / "best.pt"
     done = run_dir / "done.json"
@@ -265,7 +215,7 @@ def predict_parts(
     configure_offline()
     weights = Path(weights)
     paths = [str(p) for p in paths]
-    files = _fingerprint([Path(p) for p in paths])
+    files = fingerprint([Path(p) for p in paths])
     args = hashlib.sha1(f"{files}|{imgsz}|{conf}".encode()).hexdigest()[:12]
     cache_dir = Path(cache_dir) if cache_dir else weights.parent.parent / "predictions"
     cache = cache_dir / f"parts-{file_hash(weights)}-{args}.csv"
@@ -385,32 +335,35 @@ def detect_part_boxes(
 
 
 def dataset_images(root: str | Path) -> pd.DataFrame:
-    """Every image of the VeRi-776 and VehicleID layouts under ``root`` (path, pid, dataset).
+    """Every image of the VeRi-776 and VehicleID data sets under ``root`` (path, pid, dataset).
 
-    ``root`` holds ``VeRi-776/`` and/or ``VehicleID/`` (a SynthVeh root, or real
-    data laid out so); images listed twice (VeRi-776 query images are also in
-    ``image_test``) keep their two paths. A SynthVeh export adds ``view`` from its
-    ``synthveh_parts.csv``.
+    ``root`` is a SynthVeh root or a folder holding the real data sets (each
+    found as the loaders find it, e.g. ``VeRi-776/`` or ``VehicleID_V1.0/``);
+    one missing data set is skipped, a malformed one raises. Images listed twice
+    (VeRi-776 query images are also in ``image_test``) keep both paths. A
+    SynthVeh export adds ``view`` from its ``synthveh_parts.csv``.
     """
-    from prreid_lib.data import load_vehicleid, load_veri776
+    from prreid_lib.data import DatasetFormatError, load_vehicleid, load_veri776
 
     root = Path(root)
     frames = []
     for name, loader in (("VeRi-776", load_veri776), ("VehicleID", load_vehicleid)):
-        if not (root / name).is_dir():
-            continue
-        ds = loader(root / name)
+        try:
+            ds = loader(root)
+        except DatasetFormatError as err:
+            if err.path.expanduser() == root.expanduser():  # not there: the root lacks it
+                continue
+            raise
         splits = [ds.train, ds.query, ds.gallery] if name == "VeRi-776" else [ds.train, ds.test]
         frame = pd.concat([f[["path", "pid"]] for f in splits]).drop_duplicates("path")
-        parts_csv = root / name / "synthveh_parts.csv"
+        parts_csv = Path(ds.root) / "synthveh_parts.csv"
         if parts_csv.is_file():
             views = pd.read_csv(parts_csv, usecols=["image", "view"]).drop_duplicates("image")
-            base = (root / name).resolve()  # as the loaders make their paths
-            paths = [str(base / i) for i in views["image"]]
+            paths = [str(Path(ds.root).resolve() / i) for i in views["image"]]
             frame["view"] = frame["path"].map(pd.Series(views["view"].to_numpy(), index=paths))
         frames.append(frame.assign(dataset=name))
     if not frames:
-        raise FileNotFoundError(f"{root} holds neither VeRi-776/ nor VehicleID/ to detect parts on")
+        raise FileNotFoundError(f"{root} holds neither VeRi-776 nor VehicleID to detect parts on")
     return pd.concat(frames, ignore_index=True)
 
 

@@ -75,7 +75,7 @@ class VehicleIDResult:
 
 
 def _match_ranks(
-    x: torch.Tensor, pos_q: np.ndarray, pos_g: np.ndarray, junk_q: np.ndarray, junk_g: np.ndarray
+    x: np.ndarray, pos_q: np.ndarray, pos_g: np.ndarray, junk_q: np.ndarray, junk_g: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """0-based ranks among non-junk items of the true matches of each row of ``x``.
 
@@ -89,43 +89,42 @@ def _match_ranks(
     nb = max(1, min(ng // _ITEMS_PER_BIN, 1 << 20))  # < 2^20: float32 rounding stays < 1 bin
     if pos_q.size == 0:
         return pos_q, pos_q
-    xb = x
-    lo, hi = torch.aminmax(x, dim=1, keepdim=True)  # NaN propagates into lo and hi
-    if not bool((torch.isfinite(lo) & torch.isfinite(hi)).all()):
-        if bool(torch.isnan(x).any()):
+    xb, lo, hi = x, x.min(1, keepdims=True), x.max(1, keepdims=True)  # NaN propagates
+    if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
+        if np.isnan(x).any():
             raise ValueError("distmat contains NaN; expected finite or infinite distances")
-        fin = torch.isfinite(x)
-        lo = torch.where(fin, x, torch.inf).amin(1, keepdim=True).nan_to_num(0, 0, 0)
-        hi = torch.where(fin, x, -torch.inf).amax(1, keepdim=True).nan_to_num(0, 0, 0)
-        xb = torch.minimum(torch.maximum(x, lo), hi)  # monotone: bins stay ordered
-    if not bool(torch.isfinite(hi - lo).all()):  # range overflows: halve (monotone, exact)
-        xb, lo, hi = xb * 0.5, lo * 0.5, hi * 0.5
-    scale = (nb - 1) / (hi - lo)
-    scale = torch.where(torch.isfinite(scale), scale, 0.0)
-    offset = torch.arange(b, device=x.device, dtype=torch.int32)[:, None] * nb
-    bins = ((xb - lo) * scale).to(torch.int32).add_(offset)  # bin of x[q, g], + q * nb
+        finite = np.isfinite(x)
+        lo = np.where(finite, x, np.inf).min(1, keepdims=True)
+        hi = np.where(finite, x, -np.inf).max(1, keepdims=True)
+        lo[~np.isfinite(lo)], hi[~np.isfinite(hi)] = 0, 0  # rows without a finite value
+        xb = np.clip(x, lo, hi)  # monotone: bins stay ordered, +-inf share the end bins
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        if not np.isfinite(hi - lo).all():  # range overflows: halve (monotone)
+            xb, lo, hi = xb * 0.5, lo * 0.5, hi * 0.5
+        scale = (nb - 1) / (hi - lo)
+    scale[~np.isfinite(scale)] = 0  # all distances of a row equal: one bin
+    v = xb - lo
+    v *= scale
+    bins = v.astype(np.intp)
+    bins += (np.arange(b) * nb)[:, None]  # bin of x[q, g], + q * nb
 
-    dev = x.device
-    pq, pg, jq, jg = (torch.from_numpy(a).to(dev) for a in (pos_q, pos_g, junk_q, junk_g))
-    hist = torch.bincount(bins.view(-1), minlength=b * nb)
-    if jq.numel():
-        hist.index_add_(0, bins[jq, jg].long(), torch.full_like(jq, -1))
-    below = (hist.view(b, nb).cumsum(1) - hist.view(b, nb)).view(-1)  # non-junk in lower bins
-    pbins = bins[pq, pg].long()
-    marker = torch.zeros(b * nb, dtype=torch.bool, device=dev)
-    marker[pbins] = True
-    cq, cg = torch.nonzero(marker[bins], as_tuple=True)  # items sharing a bin with a match
-    cbin = bins[cq, cg].long()
-    cd = x[cq, cg].cpu().numpy()
-    cq, cg, cbin, below = (t.cpu().numpy() for t in (cq, cg, cbin, below))
+    hist = np.bincount(bins.ravel(), minlength=b * nb)
+    if junk_q.size:
+        hist -= np.bincount(bins[junk_q, junk_g], minlength=b * nb)
+    hist = hist.reshape(b, nb)
+    below = (np.cumsum(hist, 1) - hist).ravel()  # non-junk items in lower bins of the row
+    marker = np.zeros(b * nb, dtype=bool)
+    marker[bins[pos_q, pos_g]] = True
+    cq, cg = np.nonzero(marker[bins])  # items sharing a bin with a match
+    cbin, cd = bins[cq, cg], x[cq, cg]
 
     # Exact order inside the candidate bins: flag matches and junk, sort, count.
-    keys = cq.astype(np.int64) * ng + cg  # ascending: nonzero is row-major
+    keys = cq * ng + cg  # ascending: nonzero is row-major
     is_pos = np.zeros(keys.size, dtype=bool)
-    is_pos[np.searchsorted(keys, pos_q.astype(np.int64) * ng + pos_g)] = True
+    is_pos[np.searchsorted(keys, pos_q * ng + pos_g)] = True
     nonjunk = np.ones(keys.size, dtype=np.int64)
     if junk_q.size:
-        jk = junk_q.astype(np.int64) * ng + junk_g
+        jk = junk_q * ng + junk_g
         at = np.minimum(np.searchsorted(keys, jk), keys.size - 1)
         nonjunk[at[keys[at] == jk]] = 0
     order = np.lexsort((cg, cd, cbin))  # by row and bin, then distance, then gallery index
@@ -182,15 +181,15 @@ class _Accumulator:
 # ----------------------------------------------------------------------------- protocols
 
 
-def _as_tensor(distmat: Array) -> torch.Tensor:
-    if not isinstance(distmat, torch.Tensor):
-        distmat = np.ascontiguousarray(distmat)
-    d = torch.as_tensor(distmat)
+def _as_array(distmat: Array) -> np.ndarray:
+    if isinstance(distmat, torch.Tensor):  # counted on the host (numpy, one thread)
+        distmat = distmat.detach().cpu()
+        distmat = distmat if distmat.dtype in (torch.float32, torch.float64) else distmat.float()
+        distmat = distmat.numpy()
+    d = np.asarray(distmat)
     if d.ndim != 2 or 0 in d.shape:
-        raise ValueError(
-            f"distmat: expected a non-empty (query x gallery) matrix, got shape {tuple(d.shape)}"
-        )
-    return (d if d.dtype in (torch.float32, torch.float64) else d.float()).contiguous()
+        raise ValueError(f"distmat: expected a non-empty (query x gallery) matrix, got {d.shape}")
+    return np.ascontiguousarray(d, dtype=d.dtype if d.dtype.char in "fd" else np.float32)
 
 
 def _check_len(name: str, a: Array, n: int) -> np.ndarray:
@@ -258,11 +257,11 @@ def _blocks(n_query: int, n_gallery: int) -> Iterator[tuple[int, int]]:
 
 
 def _evaluate(
-    d: torch.Tensor | None,
+    d: np.ndarray | None,
     pairs: _IdPairs | _ListPairs,
     max_rank: int,
     where: str,
-    blocks: Iterator[tuple[int, int, torch.Tensor]] | None = None,
+    blocks: Iterator[tuple[int, int, np.ndarray]] | None = None,
 ) -> ReIDResult:
     """Rank counting over query blocks of ``d`` (or over given (q0, q1, block) triples)."""
     if int(max_rank) < 1:
@@ -288,9 +287,10 @@ def evaluate_ranking(
     VeRi-776/Market-1501 convention (fast-reid, torchreid): gallery items with the query's
     id and camera are junk and removed; true matches share the id with another camera;
     queries without a true match are skipped (``num_valid`` counts the others). Equal
-    distances rank by gallery index. ``distmat`` may be a numpy array or torch tensor.
+    distances rank by gallery index. ``cmc`` always has ``max_rank`` entries (1 beyond
+    the gallery size). ``distmat`` may be a numpy array or a torch tensor (any device).
     """
-    d = _as_tensor(distmat)
+    d = _as_array(distmat)
     pairs = _IdPairs(q_pids, g_pids, q_camids, g_camids, *d.shape)
     return _evaluate(d, pairs, max_rank, "evaluate_ranking")
 
@@ -304,7 +304,7 @@ def evaluate_ranking_with_index(
     (1-based there; see ``prreid_lib.data.veri776.read_veri_index``). An index may not be
     both good and junk.
     """
-    d = _as_tensor(distmat)
+    d = _as_array(distmat)
     pairs = _ListPairs(good_index, junk_index, *d.shape)
     return _evaluate(d, pairs, max_rank, "evaluate_ranking_with_index")
 
@@ -324,7 +324,7 @@ def evaluate_tracks(
     distance to a track is the minimum over the track's images (maximum similarity, as in
     Liu et al. [14]); tracks of the query's own id and camera are junk.
     """
-    d = _as_tensor(distmat)
+    d = _as_array(distmat)
     nq, ng = d.shape
     g_pids, g_camids = _check_len("g_pids", g_pids, ng), _check_len("g_camids", g_camids, ng)
     members = [np.asarray(t, dtype=np.int64).reshape(-1) for t in tracks]
@@ -335,12 +335,11 @@ def evaluate_tracks(
             raise ValueError(f"tracks[{i}]: images of several ids or cameras; expected one each")
     if not members:
         raise ValueError("tracks: expected at least one track")
-    flat = torch.from_numpy(np.concatenate(members)).to(d.device)
+    flat = np.concatenate(members)
     starts = np.r_[0, np.cumsum([t.size for t in members])[:-1]]
-    track_d = torch.empty((nq, len(members)), dtype=d.dtype)
-    for q0, q1 in _blocks(nq, flat.numel()):
-        block = d[q0:q1][:, flat].cpu().numpy()
-        track_d[q0:q1] = torch.from_numpy(np.minimum.reduceat(block, starts, axis=1))
+    track_d = np.empty((nq, len(members)), dtype=d.dtype)
+    for q0, q1 in _blocks(nq, flat.size):
+        track_d[q0:q1] = np.minimum.reduceat(d[q0:q1, flat], starts, axis=1)
     first = np.array([t[0] for t in members])
     return evaluate_ranking(track_d, q_pids, g_pids[first], q_camids, g_camids[first], max_rank)
 
@@ -371,6 +370,7 @@ def evaluate_features(
 
     def blocks():
         for c0, _, block in chunks:
+            block = block.numpy()
             for b0, b1 in _blocks(block.shape[0], ng):
                 yield c0 + b0, c0 + b1, block[b0:b1]
 

@@ -12,13 +12,26 @@ function of :mod:`prreid_lib.detector` calls it and imports ultralytics lazily.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import sys
 from pathlib import Path
 
-__all__ = ["FONT_NAMES", "configure_offline", "default_config_dir", "training_precision"]
+import pandas as pd
+import yaml
+
+from prreid_lib.config import PART_NAMES
+
+__all__ = [
+    "FONT_NAMES",
+    "configure_offline",
+    "default_config_dir",
+    "fingerprint",
+    "prepare_dataset",
+    "training_precision",
+]
 
 FONT_NAMES: tuple[str, ...] = ("Arial.ttf", "Arial.Unicode.ttf")
 """Font files ultralytics' plotting asks for; both get a local copy of DejaVu Sans."""
@@ -119,3 +132,130 @@ def _write_settings(path: Path) -> None:
         return
     settings.update(_OFFLINE_SETTINGS)
     path.write_text(json.dumps(settings, indent=2))
+
+
+def fingerprint(paths: list[Path]) -> str:
+    """SHA-1 of files' paths, sizes and modification times (what identifies a data set)."""
+    h = hashlib.sha1()
+    for p in sorted(paths):
+        st = p.stat()
+        h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def prepare_dataset(
+    data_yaml: str | Path, work_dir: str | Path, extend_lights: bool = True
+) -> tuple[Path, str]:
+    """The part dataset as YOLO trains on it, in ``work_dir``; returns (data.yaml, fingerprint).
+
+    Labels are validated first (:func:`prreid_lib.annotate.validate`; any
+    problem but an image without label file raises). With ``extend_lights``
+    (the paper's light definition, Sec. 3.2) the detector is trained on light
+    boxes stretched down to the vehicle's bottom: the ``vehicle`` box of a
+    SynthVeh ``synthveh_parts.csv`` next to the labels, else the image's bottom
+    (a vehicle crop); the labels are rewritten into ``work_dir/dataset`` and the
+    images linked there. Without it, a dataset whose ``labels`` folder is not
+    writable (ultralytics caches labels next to it) is mirrored by links. The
+    fingerprint hashes every image and label file (name, size, mtime).
+    """
+    from prreid_lib.annotate import labels_dir_for, validate
+    from prreid_lib.data.errors import DatasetFormatError
+
+    data_yaml = Path(data_yaml)
+    if not data_yaml.is_file():
+        raise FileNotFoundError(f"part dataset {data_yaml} does not exist; expected a data.yaml")
+    cfg = yaml.safe_load(data_yaml.read_text())
+    names = cfg.get("names")
+    names = [names[k] for k in sorted(names)] if isinstance(names, dict) else list(names or [])
+    if names != list(PART_NAMES):
+        raise ValueError(
+            f"{data_yaml}: names must be {dict(enumerate(PART_NAMES))}, found {names}; "
+            "relabel the classes in that order"
+        )
+    base = Path(cfg.get("path") or data_yaml.parent)
+    base = (base if base.is_absolute() else data_yaml.parent / base).resolve()
+    splits = {k: cfg[k] for k in ("train", "val", "test") if cfg.get(k)}
+    problems = validate(data_yaml, raise_errors=False)
+    bad = problems[problems["rule"] != "missing_label"]
+    if len(bad):
+        first = bad.iloc[0]
+        line = None if pd.isna(first["line"]) else int(first["line"])
+        raise DatasetFormatError(
+            first["file"],
+            f"valid part labels ({first['rule']})",
+            f"{first['found']} ({len(bad)} problems in all)",
+            first["fix"],
+            line=line,
+        )
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    files = [p for sub in ("images", "labels") for p in (base / sub).rglob("*") if p.is_file()]
+    files += [base / "synthveh_parts.csv"] if (base / "synthveh_parts.csv").is_file() else []
+    digest = fingerprint([p for p in files if p.suffix != ".cache"])
+    if extend_lights or not os.access(base / "labels", os.W_OK):
+        mirror = work_dir / "dataset"
+        for key, rel in splits.items():
+            name = Path(rel).name
+            _link_files(mirror / "images" / name, base / rel)
+            labels = labels_dir_for(base / rel)
+            if extend_lights:
+                _write_extended_labels(labels, mirror / "labels" / name, base, rel)
+            else:
+                _link(mirror / "labels" / name, labels)
+            splits[key] = f"images/{name}"
+        base = mirror
+        digest = hashlib.sha1(f"{digest}|extend={extend_lights}".encode()).hexdigest()
+    out = {"path": str(base), "names": dict(enumerate(PART_NAMES)), **splits}
+    target = work_dir / "data.yaml"
+    target.write_text(yaml.safe_dump(out, sort_keys=False))
+    return target, digest
+
+
+def _link(link: Path, target: Path) -> None:
+    """``link`` -> ``target``, replacing a link that points elsewhere."""
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if link.is_symlink() and link.resolve() != target.resolve():
+        link.unlink()
+    if not link.exists():
+        link.symlink_to(target.resolve(), target_is_directory=target.is_dir())
+
+
+def _link_files(folder: Path, source: Path) -> None:
+    """A real ``folder`` with one link per file of ``source``: ultralytics resolves a
+    linked folder to its target, and would then look for labels next to the original."""
+    if folder.is_symlink():  # left by an older layout: never look inside it
+        folder.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    wanted = {p.name for p in source.iterdir() if p.is_file()}
+    for stale in folder.iterdir():
+        if stale.is_symlink() and stale.name not in wanted:
+            stale.unlink()
+    for name in wanted:
+        _link(folder / name, source / name)
+
+
+def _write_extended_labels(src: Path, dst: Path, base: Path, rel: str) -> None:
+    """Copy YOLO label files, light boxes (class 1) extended to the vehicle's bottom."""
+    bottoms: dict[str, float] = {}
+    parts_csv = base / "synthveh_parts.csv"
+    if parts_csv.is_file():
+        gt = pd.read_csv(parts_csv, usecols=["image", "part", "y2", "img_h"])
+        veh = gt[gt["part"] == "vehicle"]
+        keys = [str(Path(i).with_suffix("")) for i in veh["image"]]
+        bottoms = dict(zip(keys, veh["y2"] / veh["img_h"], strict=True))
+    dst.mkdir(parents=True, exist_ok=True)
+    light = PART_NAMES.index("light")
+    for label in src.glob("*.txt"):
+        bottom = bottoms.get(str(Path(rel) / label.stem), 1.0)
+        lines = []
+        for raw in label.read_text().splitlines():
+            fields = raw.split()
+            if len(fields) == 5 and int(float(fields[0])) == light:
+                xc, yc, w, h = (float(v) for v in fields[1:])
+                y1, y2 = yc - h / 2, max(yc + h / 2, min(bottom, 1.0))
+                raw = f"{light} {xc:.6f} {(y1 + y2) / 2:.6f} {w:.6f} {y2 - y1:.6f}"
+            lines.append(raw)
+        out = dst / label.name
+        text = "".join(line + "\n" for line in lines)
+        if not out.is_file() or out.read_text() != text:
+            out.write_text(text)

@@ -13,6 +13,7 @@ from prreid_lib.cam import (
     box_masks,
     class_activation_maps,
     global_class_weights,
+    identity_classes,
     upsample_cams,
 )
 from prreid_lib.model import PartRegularizedReID, normalize_images
@@ -148,3 +149,12 @@ def test_grid_maps_are_upsampled_to_the_masks():
     np.testing.assert_allclose(share["parts"], [0.5, 0.5])
     with pytest.raises(ValueError, match="parts names"):
         activation_share_in_parts(cams, masks)
+
+
+def test_identity_classes_follow_the_sorted_training_pids(monkeypatch):
+    model = tiny_model(False)
+    pids = np.array([3, 7, 10, 42, 99])  # relabelled 0..4 in increasing order
+    monkeypatch.setattr(model, "pid_values", pids, raising=False)
+    assert identity_classes(model, [42, 3, 99, 7]).tolist() == [3, 0, 4, 1]
+    with pytest.raises(ValueError, match=r"\[5, 100\]"):
+        identity_classes(model, [5, 7, 100])

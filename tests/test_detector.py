@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 from prreid_lib import detector
 from prreid_lib.config import DetectorConfig, get_profile
@@ -69,38 +70,88 @@ def test_profiles_build_from_yaml_only():
         assert get_profile(name).detector.model_yaml.endswith(".yaml")
 
 
-def test_prepare_dataset_checks_names_and_mirrors_read_only_labels(tmp_path, monkeypatch):
-    data = make_part_dataset(tmp_path / "ds", n_train=2, n_val=1)
-    prepared, fp = detector.prepare_dataset(data, tmp_path / "work")
-    cfg = json.loads(json.dumps(__import__("yaml").safe_load(prepared.read_text())))
-    assert cfg["path"] == str((tmp_path / "ds").resolve())
-    assert cfg["names"] == {0: "window", 1: "light", 2: "brand"} or cfg["names"] == {
-        "0": "window",
-        "1": "light",
-        "2": "brand",
-    }
-    assert detector.prepare_dataset(data, tmp_path / "work2")[1] == fp  # same files, same hash
-    (tmp_path / "ds" / "labels" / "val" / "img000.txt").write_text("0 0.5 0.5 0.2 0.2\n")
-    assert detector.prepare_dataset(data, tmp_path / "work3")[1] != fp
+def _hand_dataset(root: Path) -> Path:
+    """images/train/a.jpg (100x50) with a window and one light; images/val/b.jpg."""
+    from PIL import Image
+
+    for split, stem in (("train", "a"), ("val", "b")):
+        (root / "images" / split).mkdir(parents=True)
+        (root / "labels" / split).mkdir(parents=True)
+        Image.new("RGB", (100, 50)).save(root / "images" / split / f"{stem}.jpg")
+        lines = "0 0.5 0.3 0.4 0.2\n1 0.2 0.5 0.1 0.2\n"  # light: y 0.4..0.6
+        (root / "labels" / split / f"{stem}.txt").write_text(lines)
+    (root / "data.yaml").write_text(
+        "path: .\ntrain: images/train\nval: images/val\nnames: [window, light, brand]\n"
+    )
+    return root / "data.yaml"
+
+
+def test_prepare_dataset_extends_lights_for_training(tmp_path):
+    data = _hand_dataset(tmp_path / "ds")
+    prepared, digest = detector.prepare_dataset(data, tmp_path / "work")
+    spec = yaml.safe_load(prepared.read_text())
+    mirror = tmp_path / "work" / "dataset"
+    assert spec["path"] == str(mirror) and spec["train"] == "images/train"
+    assert spec["names"] == {0: "window", 1: "light", 2: "brand"}
+    # a real folder of linked files: ultralytics resolves folders, which would lead it
+    # from a linked images folder back to the original labels
+    assert not (mirror / "images" / "train").is_symlink()
+    linked = mirror / "images" / "train" / "a.jpg"
+    assert linked.resolve() == (tmp_path / "ds" / "images" / "train" / "a.jpg")
+    # the light now reaches the image bottom: y 0.4..1.0 -> yc 0.7, h 0.6; window unchanged
+    assert (mirror / "labels" / "train" / "a.txt").read_text().splitlines() == [
+        "0 0.5 0.3 0.4 0.2",
+        "1 0.200000 0.700000 0.100000 0.600000",
+    ]
+    # with SynthVeh ground truth the bottom is the vehicle box's (y2 = 45 of 50 -> 0.9)
+    (tmp_path / "ds" / "synthveh_parts.csv").write_text(
+        "image,part,side,x1,y1,x2,y2,visible,img_w,img_h,view\n"
+        "images/train/a.jpg,vehicle,,5,5,95,45,1,100,50,front\n"
+    )
+    detector.prepare_dataset(data, tmp_path / "work")
+    lines = (mirror / "labels" / "train" / "a.txt").read_text().splitlines()
+    assert lines[1] == "1 0.200000 0.650000 0.100000 0.500000"
+    assert (mirror / "labels" / "val" / "b.txt").read_text().splitlines()[1].endswith("0.600000")
+    assert detector.prepare_dataset(data, tmp_path / "w2")[1] != digest  # csv is a new file
+
+
+def test_prepare_dataset_without_extension_and_read_only_labels(tmp_path, monkeypatch):
+    data = _hand_dataset(tmp_path / "ds")
+    prepared, digest = detector.prepare_dataset(data, tmp_path / "w1", extend_lights=False)
+    assert yaml.safe_load(prepared.read_text())["path"] == str(tmp_path / "ds")
+    assert detector.prepare_dataset(data, tmp_path / "w2", extend_lights=False)[1] == digest
+    label = tmp_path / "ds" / "labels" / "val" / "b.txt"
+    label.write_text("0 0.5 0.5 0.2 0.2\n")
+    assert detector.prepare_dataset(data, tmp_path / "w3", extend_lights=False)[1] != digest
+
+    import prreid_lib.yolo_env as env
 
     real_access = os.access
     monkeypatch.setattr(
-        detector.os,
-        "access",
-        lambda p, m: False if str(p).endswith("labels") else real_access(p, m),
+        env.os, "access", lambda p, m: False if str(p).endswith("labels") else real_access(p, m)
     )
-    mirrored, _ = detector.prepare_dataset(data, tmp_path / "work4")
-    mirror = tmp_path / "work4" / "dataset"
-    assert __import__("yaml").safe_load(mirrored.read_text())["path"] == str(mirror)
+    mirrored, _ = detector.prepare_dataset(data, tmp_path / "w4", extend_lights=False)
+    mirror = tmp_path / "w4" / "dataset"
+    assert yaml.safe_load(mirrored.read_text())["path"] == str(mirror)
     assert (mirror / "labels" / "train").is_symlink()
-    assert (mirror / "images" / "val" / "img000.jpg").is_file()
+    assert (mirror / "images" / "val" / "b.jpg").is_file()
 
+
+def test_prepare_dataset_refuses_bad_labels(tmp_path):
+    from prreid_lib.data.errors import DatasetFormatError
+
+    data = _hand_dataset(tmp_path / "ds")
+    (tmp_path / "ds" / "labels" / "val" / "b.txt").unlink()  # background image: allowed
+    detector.prepare_dataset(data, tmp_path / "w1")
+    (tmp_path / "ds" / "labels" / "train" / "a.txt").write_text("5 0.5 0.5 0.1 0.1\n")
+    with pytest.raises(DatasetFormatError, match=r"a\.txt, line 1: .*unknown_class"):
+        detector.prepare_dataset(data, tmp_path / "w2")
     bad = tmp_path / "bad.yaml"
     bad.write_text(f"path: {tmp_path / 'ds'}\ntrain: images/train\nnames: [light, window, brand]\n")
     with pytest.raises(ValueError, match="names must be"):
-        detector.prepare_dataset(bad, tmp_path / "work5")
+        detector.prepare_dataset(bad, tmp_path / "w3")
     with pytest.raises(FileNotFoundError, match="data.yaml"):
-        detector.prepare_dataset(tmp_path / "none.yaml", tmp_path / "work6")
+        detector.prepare_dataset(tmp_path / "none.yaml", tmp_path / "w4")
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +187,9 @@ def test_tiny_training_runs_offline(tiny_run):
     assert len(run.history) == TINY.epochs
     assert {"train/box_loss", "metrics/mAP50(B)"} <= set(run.history.columns)
     assert run.run_dir.parent.name == "detector"
+    # YOLO read the prepared labels (lights extended), not the originals
+    assert (run.run_dir.parent / "data" / "dataset" / "labels" / "train.cache").is_file()
+    assert not (tiny_run["tmp"] / "ds" / "labels" / "train.cache").exists()
     assert torch.get_num_threads() == tiny_run["threads"]  # restored after ultralytics
 
 
@@ -193,3 +247,41 @@ def test_detect_part_boxes_gives_the_contract_table(tiny_run):
     assert (boxes.loc[~boxes["imputed"], "score"] >= TINY.conf).all()
     lights = boxes[boxes["part"] == "light"]
     assert (lights["y2"] == lights["img_h"]).all()  # extended to the bottom of the crop
+
+
+def test_identities_of_different_data_sets_are_not_mixed(monkeypatch):
+    det = pd.DataFrame(
+        [
+            ("veri/a.jpg", "window", 0, 0, 10, 10, 0.9),
+            ("vid/c.jpg", "window", 50, 0, 60, 10, 0.9),
+        ],
+        columns=["path", "part", "x1", "y1", "x2", "y2", "score"],
+    ).assign(img_w=100, img_h=100)
+    monkeypatch.setattr(detector, "predict_parts", lambda *a, **k: det)
+    images = pd.DataFrame(
+        {
+            "path": ["veri/a.jpg", "vid/b.jpg", "vid/c.jpg"],
+            "pid": [1, 1, 2],
+            "dataset": ["VeRi-776", "VehicleID", "VehicleID"],
+            "img_w": 100,
+            "img_h": 100,
+        }
+    )
+    boxes = detector.detect_part_boxes(images, "unused.pt", TINY)
+    win_b = boxes[(boxes["path"] == "vid/b.jpg") & (boxes["part"] == "window")].iloc[0]
+    # VehicleID id 1 is not VeRi-776 id 1: b gets the mean of all windows, not a's
+    assert win_b["impute_source"] == "all" and win_b["x1"] == pytest.approx(25)
+
+
+def test_dataset_images_lists_every_split_with_views(smoke_data):
+    from prreid_lib.data import load_vehicleid, load_veri776
+
+    images = detector.dataset_images(smoke_data)
+    veri, vid = load_veri776(smoke_data), load_vehicleid(smoke_data)
+    n_veri = len(pd.concat([veri.train, veri.query, veri.gallery])["path"].unique())
+    n_vid = len(pd.concat([vid.train, vid.test])["path"].unique())
+    assert images["dataset"].value_counts().to_dict() == {"VeRi-776": n_veri, "VehicleID": n_vid}
+    assert images["view"].isin(["front", "rear"]).all()
+    assert images["path"].map(lambda p: Path(p).is_file()).all()
+    with pytest.raises(FileNotFoundError, match="neither"):
+        detector.dataset_images(smoke_data / "parts")
