@@ -46,7 +46,8 @@ BOX_COLUMNS = ["path", "part", "x1", "y1", "x2", "y2", "img_w", "img_h"]
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 PROBLEM_COLUMNS = ["file", "line", "rule", "found", "fix"]
 RULES: dict[str, str] = {
-    "malformed": "write 'class x_center y_center width height', five numbers separated by spaces",
+    "malformed": "YOLO: write 'class x_center y_center width height' (five numbers); "
+    "COCO: give the annotation an existing image_id and a bbox [x, y, width, height]",
     "unknown_class": "use a class id / category listed in names (0 window, 1 light, 2 brand)",
     "non_positive_size": "draw the box again: width and height must be greater than zero",
     "outside_image": "clip the box to the image (YOLO: 0 <= xc +- w/2 <= 1; COCO: inside w x h)",

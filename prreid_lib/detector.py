@@ -3,8 +3,10 @@
 The paper trains YOLO on 500 hand-labelled images and runs it on every image
 of the data sets. Here :func:`train_detector` builds YOLO11 from its yaml (no
 pretrained weights, no download) and trains it with the settings of a
-profile's :class:`~prreid_lib.config.DetectorConfig`; a finished run is reused
-when nothing that determines it changed. :func:`predict_parts` runs the model
+profile's :class:`~prreid_lib.config.DetectorConfig` on the labels prepared by
+:func:`prreid_lib.yolo_env.prepare_dataset` (validated, light boxes extended
+to the vehicle's bottom); a finished run is reused when nothing that
+determines it changed. :func:`predict_parts` runs the model
 on a list of images into one table, cached by the hash of the weights file;
 :func:`evaluate_detector` reports AP50 and AP50-95 per part with ultralytics'
 own validator plus a confusion summary; :func:`detect_part_boxes` goes from
@@ -29,6 +31,7 @@ from prreid_lib.config import PART_NAMES, DetectorConfig
 from prreid_lib.yolo_env import configure_offline, fingerprint, prepare_dataset, training_precision
 
 __all__ = [
+    "DEFAULT_TRAIN_ARGS",
     "PREDICTION_COLUMNS",
     "DetectionReport",
     "DetectorRun",
@@ -45,6 +48,10 @@ __all__ = [
 
 PREDICTION_COLUMNS = ["path", "part", "x1", "y1", "x2", "y2", "score", "img_w", "img_h"]
 KEY_VERSION = "1"
+DEFAULT_TRAIN_ARGS: dict[str, Any] = {"mosaic": 0.0}
+"""Ultralytics training arguments that differ from its defaults for vehicle crops: no
+mosaic (four crops tiled into one image halve the parts' size and look like no input
+the detector will see)."""
 
 
 @dataclass
@@ -67,7 +74,8 @@ class DetectionReport:
     ``precision``, ``recall``, ``ap50``, ``ap50_95``; ``map50`` and
     ``map50_95`` are their means over parts. ``confusion`` has one row per
     true part (plus ``background``) and one column per predicted part (plus
-    ``background``), counts at confidence 0.25 and IoU 0.45 (ultralytics' rule).
+    ``background``): counts of detections with confidence of at least ``conf``
+    matched at IoU 0.45 (ultralytics' rule).
     """
 
     per_part: pd.DataFrame
@@ -131,13 +139,14 @@ def train_detector(
     restored afterwards; ``workers`` the data-loading processes (default: none
     on CPU, where worker processes only compete with training for the cores;
     up to 8 on a GPU). ``train_args`` are further ultralytics training
-    arguments (e.g. ``{"mosaic": 0.0}``), merged over ``cfg.train_args`` when the
-    config has that field; they are part of the key.
+    arguments, merged over ``cfg.train_args`` (when the config has that field)
+    and :data:`DEFAULT_TRAIN_ARGS`; they are part of the key.
     """
     configure_offline()
     root = Path(output_dir) / "detector"
     dataset, data_hash = prepare_dataset(data_yaml, root / "data")
-    extra = {**dict(getattr(cfg, "train_args", None) or {}), **(train_args or {})}
+    extra = {**DEFAULT_TRAIN_ARGS, **dict(getattr(cfg, "train_args", None) or {})}
+    extra.update(train_args or {})
     key = _run_key(cfg, data_hash, seed, extra)
     run_dir = (root / f"{Path(cfg.model_yaml).stem}-{key}").resolve()
     weights = run_dir / "weights" / "best.pt"
@@ -251,13 +260,17 @@ def evaluate_detector(
     device: str = "auto",
     split: str = "val",
     batch: int = 32,
+    conf: float = 0.25,
     save_dir: str | Path | None = None,
 ) -> DetectionReport:
     """AP50 and AP50-95 per part on ``split`` with ultralytics' validator, plus confusions.
 
-    ``data_yaml`` is the part dataset (a prepared copy is written next to the
-    weights' run). Plots (PR curves, confusion matrix) go to ``save_dir``
-    (default: ``val-<split>`` in the run folder).
+    ``data_yaml`` is the part dataset, prepared as for training (lights
+    extended; a copy next to the weights' run). AP comes from a validation at
+    ultralytics' default confidence (0.001), the confusion matrix from a second
+    one keeping detections of at least ``conf`` (what the pipeline uses). Plots
+    (PR curves, confusion matrix) go to ``save_dir`` (default ``val-<split>`` in
+    the run folder).
     """
     configure_offline()
     weights = Path(weights)
@@ -266,19 +279,20 @@ def evaluate_detector(
     save_dir = Path(save_dir) if save_dir else run_dir / f"val-{split}"
     from ultralytics import YOLO
 
-    metrics = YOLO(str(weights)).val(
-        data=str(dataset),
-        imgsz=imgsz,
-        batch=batch,
-        device=resolve_device(device),
-        split=split,
-        plots=True,
-        verbose=False,
-        project=str(save_dir.parent),
-        name=save_dir.name,
-        exist_ok=True,
-        workers=0,
-    )
+    model = YOLO(str(weights))
+    common = {
+        "data": str(dataset),
+        "imgsz": imgsz,
+        "batch": batch,
+        "split": split,
+        "device": resolve_device(device),
+        "verbose": False,
+        "workers": 0,
+        "project": str(save_dir.parent),
+        "exist_ok": True,
+    }
+    metrics = model.val(**common, plots=True, name=save_dir.name)
+    at_conf = model.val(**common, plots=True, conf=conf, name=f"{save_dir.name}-conf{conf:g}")
     rows = []
     for k, part in enumerate(PART_NAMES):
         idx = list(metrics.ap_class_index).index(k) if k in metrics.ap_class_index else None
@@ -296,7 +310,7 @@ def evaluate_detector(
         )
     per_part = pd.DataFrame(rows)
     labels = [*PART_NAMES, "background"]
-    matrix = np.asarray(metrics.confusion_matrix.matrix, dtype=int)  # [predicted, true]
+    matrix = np.asarray(at_conf.confusion_matrix.matrix, dtype=int)  # [predicted, true]
     confusion = pd.DataFrame(matrix.T, index=labels, columns=labels)
     confusion.index.name, confusion.columns.name = "true", "predicted"
     return DetectionReport(

@@ -37,7 +37,7 @@ def distance_chunks(
 
     ``euclidean`` (the paper's L2, Sec. 4.2) or ``cosine`` (1 - cosine similarity), in the
     features' precision (float32 unless both are float64), Euclidean by the expansion
-    sqrt(|q|^2 + |g|^2 - 2 q.g). Only one block is held at a time.
+    ``sqrt(|q|^2 + |g|^2 - 2 q.g)``. Only one block is held at a time.
     """
     q, g = _feats(query_feats, "query_feats"), _feats(gallery_feats, "gallery_feats")
     if metric not in ("euclidean", "cosine"):

@@ -241,7 +241,7 @@ class _Trainer:
 
     def epoch(self, epoch: int, progress: bool) -> dict[str, float]:
         """Train one epoch over this rank's batches; return its metrics averaged over all ranks."""
-        from tqdm.auto import tqdm
+        from tqdm import tqdm  # plain text bar: no ipywidgets warning in notebooks
 
         self.net.train()
         self.sampler.set_epoch(epoch)

@@ -8,6 +8,10 @@ first import: a settings directory inside the repository (``<repo>/.yolo``,
 git-ignored), the font copied from matplotlib (DejaVu Sans, under the names
 ultralytics asks for), no settings sync, no requirement auto-install. Every
 function of :mod:`prreid_lib.detector` calls it and imports ultralytics lazily.
+
+:func:`prepare_dataset` turns a part dataset into what ultralytics trains on:
+validated labels, light boxes extended to the vehicle's bottom, and a
+writable folder for ultralytics' label caches.
 """
 
 from __future__ import annotations

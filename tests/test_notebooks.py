@@ -52,3 +52,47 @@ def test_chapter_01_records_synthveh_statistics(executed_chapters, smoke_data):
     assert glued["ch01_veri_cameras"] <= synth.veri_cameras
     assert 0.5 <= glued["ch01_near_dup_share"] <= 1.0
     assert 0.0 < glued["ch01_light_visible"] <= 1.0
+
+
+def _glued(executed_chapters, chapter):
+    result = executed_chapters[chapter]
+    assert result.error is None, result.error
+    return read_glue(result.output)
+
+
+@pytest.mark.slow
+def test_training_chapters_record_their_metrics(executed_chapters):
+    ch04 = _glued(executed_chapters, "04_training")
+    for key in ("ch04_base_cmc1", "ch04_pr_cmc1", "ch04_base_map", "ch04_pr_map"):
+        assert 0.0 <= ch04[key] <= 1.0, key
+    assert ch04["ch04_gain_cmc1"] == pytest.approx(ch04["ch04_pr_cmc1"] - ch04["ch04_base_cmc1"])
+    ch05 = _glued(executed_chapters, "05_evaluation")
+    # the two-query worked example of the protocol section: mAP = (4/9 + 1/2) / 2
+    assert ch05["ch05_toy_map"] == pytest.approx((4 / 9 + 1 / 2) / 2)
+    assert 0.0 <= ch05["ch05_veri_pr_map"] <= 1.0
+    # chapter 5 reuses chapter 4's runs: the same models give the same small-set CMC@1 order
+    assert 0.0 <= ch05["ch05_vid_pr_cmc1"] <= 1.0
+
+
+@pytest.mark.slow
+def test_study_chapters_record_their_results(executed_chapters):
+    ch06 = _glued(executed_chapters, "06_ablation")
+    assert -1.0 <= ch06["ch06_spearman"] <= 1.0
+    assert ch06["ch06_best"] in {
+        "Global+Light+Brand+Window",
+        "Global+Light+Brand",
+        "Global+Light+Window",
+        "Global+Window+Brand",
+        "Global+Window",
+        "Window+Light+Brand",
+        "Baseline (w/o parts)",
+    }
+    ch07 = _glued(executed_chapters, "07_resolution")
+    assert ch07["ch07_small_size"] < ch07["ch07_large_size"]
+    assert -1.0 <= ch07["ch07_gain_inside"] <= 1.0
+    ch08 = _glued(executed_chapters, "08_cam")
+    assert 0.0 < ch08["ch08_area_share"] < 1.0
+    assert 0.0 <= ch08["ch08_share_base"] <= 1.0
+    assert 0.0 <= ch08["ch08_share_pr"] <= 1.0
+    ch09 = _glued(executed_chapters, "09_appendix")
+    assert ch09["ch09_n_benchmarks"] >= 1
