@@ -94,7 +94,8 @@ def test_every_page_renders_offline_in_chromium(built_book):
             context.route("**/*", only_localhost)
             page = context.new_page()
             for rel in pages:
-                page.goto(f"{base}/{rel}", wait_until="load")
+                # networkidle: index.html redirects to the root chapter; wait for it to settle
+                page.goto(f"{base}/{rel}", wait_until="networkidle")
                 broken = page.evaluate(
                     "Array.from(document.images)"
                     ".filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)"
