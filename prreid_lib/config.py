@@ -126,7 +126,7 @@ _SMOKE = Profile(
 _QUICK = Profile(
     name="quick",
     synth=SynthConfig(),
-    detector=DetectorConfig(),
+    detector=DetectorConfig(epochs=20),
     train=TrainConfig(),
 )
 

@@ -29,6 +29,7 @@ __all__ = [
     "PART_DEFINITIONS",
     "PART_NAMES",
     "SLOTS",
+    "box_iou",
     "boxes_to_grid_mask",
     "extend_lights",
     "ground_truth_part_boxes",
@@ -85,6 +86,16 @@ def boxes_to_grid_mask(boxes: torch.Tensor, grid_size: int) -> torch.Tensor:
 
 _COLUMNS = [*PART_BOX_COLUMNS, "side", "impute_source"]
 _XYXY = ["x1", "y1", "x2", "y2"]
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Element-wise IoU of two arrays of xyxy boxes of the same shape ``(N, 4)``."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    iw = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
+    ih = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
+    inter = iw * ih
+    union = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(union - inter, 1e-12)
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

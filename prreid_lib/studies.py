@@ -21,8 +21,10 @@ from prreid_lib.config import PART_NAMES, Profile, TrainConfig, get_profile
 TEST_SET_NAMES = ("small", "medium", "large")
 """VehicleID test sets in the order of their (real) sizes 800, 1600, 2400."""
 REAL_TEST_SIZES = (800, 1600, 2400)
-DETECTED_BOXES_FILE = "vehicleid_train_part_boxes.csv"
-"""Where chapter 3 saves detected (and imputed) part boxes, under ``output_dir/detector``."""
+DETECTED_BOXES_FILE = Path("ch03") / "part_boxes.csv"
+"""Where chapter 3 saves detected (and imputed) part boxes, relative to ``output_dir``."""
+MIN_DETECTED_COVERAGE = 0.9
+"""``part_source="auto"`` uses detections only when they cover this share of training images."""
 
 ALL_PARTS = dict.fromkeys(PART_NAMES, 1.0)
 NO_PARTS = dict.fromkeys(PART_NAMES, 0.0)
@@ -65,10 +67,12 @@ def load_study_data(
     """Load the VehicleID-layout data and the training part boxes for a profile.
 
     ``data_root=None`` generates (or reuses) SynthVeh. ``part_source``:
-    ``"detected"`` uses the boxes chapter 3 saved (``output_dir/detector/``),
+    ``"detected"`` uses the boxes chapter 3 saved (``output_dir/ch03/part_boxes.csv``),
     ``"ground_truth"`` SynthVeh's own boxes (missing parts imputed by identity as
-    for detections), ``"auto"`` the detected ones when present, else the ground
-    truth. Real data without detected boxes raise a clear error.
+    for detections), ``"auto"`` the detected ones when they cover at least
+    ``MIN_DETECTED_COVERAGE`` of the training images (a detector trained for one
+    epoch in the smoke profile finds nothing), else the ground truth. Real data
+    without detected boxes raise a clear error.
     """
     from prreid_lib.data import ensure_synthveh, load_synthveh_parts, load_vehicleid
     from prreid_lib.data.vehicleid import available_test_sizes
@@ -84,10 +88,13 @@ def load_study_data(
         for name, size in zip(TEST_SET_NAMES, REAL_TEST_SIZES, strict=True)
         if size in sizes
     }
-    detected = Path(output_dir) / "detector" / DETECTED_BOXES_FILE
+    detected = Path(output_dir) / DETECTED_BOXES_FILE
     if part_source not in {"auto", "detected", "ground_truth"}:
         raise ValueError(f"part_source must be auto, detected or ground_truth; got {part_source!r}")
-    use_detected = part_source == "detected" or (part_source == "auto" and detected.exists())
+    coverage = _coverage(detected, vid.train["path"]) if detected.exists() else 0.0
+    use_detected = part_source == "detected" or (
+        part_source == "auto" and coverage >= MIN_DETECTED_COVERAGE
+    )
     gt_boxes = test_boxes = None
     if synthetic:
         parts_table = load_synthveh_parts(vid.root)
@@ -102,7 +109,8 @@ def load_study_data(
                 f"{detected}: no detected part boxes; run chapter 3 (03_part_detection) with "
                 f"output_dir={output_dir}, or use part_source='ground_truth'"
             )
-        boxes, source = pd.read_csv(detected), "detected (chapter 3)"
+        boxes = pd.read_csv(detected)
+        source = f"detected (chapter 3), {coverage:.0%} of training images with a box"
     elif gt_boxes is not None:
         boxes, source = gt_boxes, "ground truth (SynthVeh), missing parts imputed"
     else:
@@ -125,6 +133,12 @@ def load_study_data(
         )
         data.veri_part_boxes = impute_missing_parts(ground_truth_part_boxes(veri_parts), veri_train)
     return data
+
+
+def _coverage(boxes_csv: Path, paths: pd.Series) -> float:
+    """Share of ``paths`` with at least one row in the part boxes table ``boxes_csv``."""
+    have = set(pd.read_csv(boxes_csv, usecols=["path"])["path"])
+    return float(paths.isin(have).mean()) if len(paths) else 0.0
 
 
 def variant_config(base: TrainConfig, **overrides: Any) -> TrainConfig:

@@ -96,3 +96,16 @@ def test_study_chapters_record_their_results(executed_chapters):
     assert 0.0 <= ch08["ch08_share_pr"] <= 1.0
     ch09 = _glued(executed_chapters, "09_appendix")
     assert ch09["ch09_n_benchmarks"] >= 1
+
+
+@pytest.mark.slow
+def test_part_chapters_record_validation_and_detection(executed_chapters):
+    ch02 = _glued(executed_chapters, "02_part_annotation")
+    # the deliberately broken label file of chapter 2 breaks each of the six rules once
+    assert ch02["ch02_n_problems"] == 6
+    assert ch02["ch02_train_problems"] == 0
+    assert ch02["ch02_roundtrip_error"] < 0.01
+    ch03 = _glued(executed_chapters, "03_part_detection")
+    for part in ("window", "light", "brand"):
+        assert 0.0 <= ch03[f"ch03_map50_{part}"] <= 1.0
+    assert 0.0 <= ch03["ch03_imputed_share"] <= 1.0

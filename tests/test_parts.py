@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -231,3 +232,11 @@ def test_match_boxes_hits_misses_and_false_detections():
     assert (miss["x1"], miss["iou"]) == (50, 0)
     dup = m[(m["outcome"] == "false") & (m["part"] == "light")].iloc[0]
     assert dup["iou"] == pytest.approx(0.9)
+
+
+def test_box_iou_elementwise_by_hand():
+    from prreid_lib.parts import box_iou
+
+    a = np.array([[0, 0, 10, 10], [0, 0, 10, 10], [0, 0, 10, 10]])
+    b = np.array([[0, 0, 10, 5], [20, 20, 30, 30], [5, 0, 15, 10]])
+    assert box_iou(a, b) == pytest.approx([0.5, 0.0, 50 / 150])
