@@ -125,9 +125,9 @@ _SMOKE = Profile(
 
 _QUICK = Profile(
     name="quick",
-    synth=SynthConfig(),
-    detector=DetectorConfig(epochs=20),
-    train=TrainConfig(),
+    synth=SynthConfig(veri_train_ids=120, vehicleid_train_ids=120),
+    detector=DetectorConfig(epochs=15),
+    train=TrainConfig(epochs=8),
 )
 
 _PAPER = Profile(
