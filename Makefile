@@ -44,8 +44,8 @@ chromium:
 	@test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium; }
 
 lint: install
-	$(VENV)/bin/ruff check prreid_lib tests benchmarks
-	$(VENV)/bin/ruff format --check prreid_lib tests benchmarks
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 clean-book:
 	rm -rf _build book/_generated

@@ -28,6 +28,7 @@ from prreid_lib.config import PART_NAMES, get_profile
 from prreid_lib.data import ensure_synthveh, load_synthveh_parts, load_vehicleid
 from prreid_lib.evaluate import evaluate_vehicleid
 from prreid_lib.parts import ground_truth_part_boxes, impute_missing_parts
+from prreid_lib.recipes import apply_overrides, recipe_options
 from prreid_lib.runs import run_or_load
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -57,7 +58,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--lambdas", type=float, nargs="+", default=[0.0, 1.0])
     parser.add_argument("--recipe", default="paper")
-    parser.add_argument("--set", nargs="*", default=[], help="extra TrainConfig key=value")
+    parser.add_argument(
+        "--set", nargs="*", default=[], help="TrainConfig / RecipeOptions key=value"
+    )
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--tests", nargs="+", default=["small", "large"], choices=list(SIZES))
     parser.add_argument("--threads", type=int, default=2)
@@ -67,9 +70,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     train, tests, boxes = load(args.profile, args.data_seed, args.tests)
     base = replace(get_profile(args.profile).train, recipe=args.recipe)
-    for item in args.set:
-        key, _, value = item.partition("=")
-        base = replace(base, **{key: type(getattr(base, key))(value)})
+    base, options = apply_overrides(base, recipe_options(base), args.set)
     ids = sorted(train["pid"].unique())
     for n_ids in args.ids:
         subset = train[train["pid"].isin(ids[:n_ids])].reset_index(drop=True)
@@ -80,7 +81,7 @@ def main() -> None:
                     tic = time.perf_counter()
                     result = run_or_load(
                         cfg, subset, boxes if lam > 0 else None, args.runs, seed=seed,
-                        progress=False, name=f"q-{n_ids}ids-{epochs}ep-l{lam:g}",
+                        progress=False, name=f"q-{n_ids}ids-{epochs}ep-l{lam:g}", options=options,
                     )  # fmt: skip
                     wall = time.perf_counter() - tic
                     rows = []
