@@ -19,6 +19,9 @@ figure. Also times decoding the images once and
 reloading them from the ``.npy`` cache. Appends to
 ``benchmarks/results/train_throughput.csv``.
 
+Model-only steps use the trainer's precision (bfloat16 autocast and
+channels-last memory on a CPU with native bfloat16, else float32).
+
 Usage: ``python benchmarks/bench_train.py [--rounds 5] [--steps 6] [--threads 2]``
 """
 
@@ -42,7 +45,7 @@ from prreid_lib.data.dataset import ReIDImageSet
 from prreid_lib.data.transforms import augment_batch, boxes_to_masks
 from prreid_lib.model import PartRegularizedReID
 from prreid_lib.recipes import recipe_options
-from prreid_lib.train import RunPlan, _Trainer
+from prreid_lib.train import RunPlan, _Trainer, autocast_dtype
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -78,8 +81,15 @@ def model_only_step(cfg: TrainConfig, parts: tuple[str, ...], num_classes: int):
     labels = torch.randint(0, num_classes, (b,))
     masks = (torch.rand(b, len(parts), s, s) > 0.5).float() if parts else None
 
+    dtype = autocast_dtype(torch.device("cpu"), recipe_options(cfg))
+    if dtype is not None:  # the same precision and memory format as the trainer
+        model = model.to(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=torch.channels_last)
+
     def step() -> None:
-        out = model(images, masks)
+        with torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
+            out = model(images, masks)
+        out = {k: v.float() if v.is_floating_point() else v for k, v in out.items()}
         loss = torch.nn.functional.cross_entropy(out["global_logits"], labels)
         if parts:
             logits = out["part_logits"].flatten(0, 1)
@@ -197,6 +207,7 @@ def main() -> None:
         last_stride=cfg.last_stride,
         batch_size=args.batch_size,
         threads=args.threads,
+        precision=str(autocast_dtype(torch.device("cpu"), recipe_options(cfg)) or "float32"),
         load_avg_1min=os.getloadavg()[0],
         cpu=platform.processor() or platform.machine(),
         torch=torch.__version__,

@@ -126,9 +126,11 @@ _SMOKE = Profile(
 _QUICK = Profile(
     name="quick",
     synth=SynthConfig(veri_train_ids=120, vehicleid_train_ids=120),
-    detector=DetectorConfig(epochs=15),
-    # batch 32: at 8 epochs the part gain (+.035 CMC@1) exceeds the seed spread (~.01);
-    # at batch 64 both models sit at the floor (benchmarks/results/train_quality.csv).
+    detector=DetectorConfig(epochs=20),
+    # batch 32: at 8 epochs the part gain (+.02-.05 CMC@1) exceeds the seed spread (~.01);
+    # at batch 64 both models sit at the floor. With bfloat16 autocast on a CPU that has
+    # it, a run takes ~38 s on 2 cores (benchmarks/results/train_quality.csv, rows P).
+    # Detector: 20 epochs, ~110 s on an idle 2-core machine, mAP50 ~0.95.
     train=TrainConfig(epochs=8, batch_size=32),
 )
 

@@ -40,7 +40,7 @@ def image_features(
     *,
     input_size: int | None = None,
     mode: str | None = None,
-    batch_size: int = 256,
+    batch_size: int | None = None,
     device: str | torch.device | None = None,
     cache_dir: str | Path | None = None,
 ) -> torch.Tensor:

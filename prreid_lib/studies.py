@@ -9,7 +9,7 @@ the run cache (:func:`prreid_lib.runs.run_or_load`).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -195,29 +195,64 @@ def train_variant(
 
 
 def evaluate_variant(
-    result, data: StudyData, seed: int = 0, n_trials: int | None = None
+    result,
+    data: StudyData,
+    seed: int = 0,
+    n_trials: int | None = None,
+    test_sets: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """VehicleID protocol on every test set: one row per set, CMC@1/@5 and mAP (mean and std)."""
-    from prreid_lib.evaluate import evaluate_vehicleid
+    """VehicleID protocol on the test sets ``test_sets`` (default: all); one row per set,
+    CMC@1/@5 and mAP (mean and std).
 
+    Each row is stored in the run folder (``evaluations/``), keyed by the test
+    images, their identities (and part boxes, for a parts-only model), the
+    number of trials and the seed, so chapters that show the same run reuse it.
+    """
     trials = n_trials or data.profile.eval.n_trials
-    rows = []
-    for name, test in data.tests.items():
-        res = evaluate_vehicleid(
-            result.model, test, part_boxes=data.test_part_boxes, n_trials=trials, seed=seed
-        )
-        rows.append(
-            {
-                "test set": name,
-                "identities": test["pid"].nunique(),
-                "CMC@1": float(res.cmc_mean[0]),
-                "CMC@5": float(res.cmc_mean[4]),
-                "mAP": float(res.mAP_mean),
-                "CMC@1 std": float(res.cmc_std[0]),
-                "mAP std": float(res.mAP_std),
-            }
-        )
+    unknown = set(test_sets or ()) - set(data.tests)
+    if unknown:
+        raise ValueError(f"unknown test sets {sorted(unknown)}; this data has {list(data.tests)}")
+    chosen = data.tests if test_sets is None else {t: data.tests[t] for t in test_sets}
+    rows = [
+        {"test set": name, **_vehicleid_row(result, test, data.test_part_boxes, trials, seed)}
+        for name, test in chosen.items()
+    ]
     return pd.DataFrame(rows).set_index("test set")
+
+
+def _vehicleid_row(result, test: pd.DataFrame, part_boxes, trials: int, seed: int) -> dict:
+    """One test set's VehicleID figures for a run, from its evaluation cache or computed."""
+    import hashlib
+    import json
+
+    from prreid_lib.evaluate import evaluate_vehicleid
+    from prreid_lib.runs import write_json
+
+    digest = hashlib.sha256(f"vehicleid-v1 {trials} {seed}".encode())
+    digest.update(pd.util.hash_pandas_object(test[["path", "pid"]], index=False).to_numpy())
+    if not result.model.use_global and part_boxes is not None:
+        used = part_boxes[part_boxes["path"].isin(set(test["path"]))]
+        digest.update(pd.util.hash_pandas_object(used, index=False).to_numpy())
+    cache = Path(result.run_dir) / "evaluations" / f"vehicleid-{digest.hexdigest()[:16]}.json"
+    columns = ("identities", "CMC@1", "CMC@5", "mAP", "CMC@1 std", "mAP std")
+    if cache.is_file():
+        try:
+            stored = json.loads(cache.read_text())
+            return {k: stored[k] for k in columns}
+        except (json.JSONDecodeError, KeyError, TypeError):
+            pass  # a damaged cache file is recomputed and overwritten
+    res = evaluate_vehicleid(result.model, test, part_boxes=part_boxes, n_trials=trials, seed=seed)
+    row = {
+        "identities": int(test["pid"].nunique()),
+        "CMC@1": float(res.cmc_mean[0]),
+        "CMC@5": float(res.cmc_mean[4]),
+        "mAP": float(res.mAP_mean),
+        "CMC@1 std": float(res.cmc_std[0]),
+        "mAP std": float(res.mAP_std),
+    }
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    write_json(cache, row)
+    return row
 
 
 def compare_variants(
@@ -232,9 +267,8 @@ def compare_variants(
     rows = []
     for name, overrides in variants.items():
         result = train_variant(data, name, output_dir, seed, device, **dict(overrides))
-        table = evaluate_variant(result, data, seed)
-        chosen = test_set if test_set in table.index else table.index[-1]
-        row = table.loc[chosen].to_dict()
+        chosen = test_set if test_set in data.tests else list(data.tests)[-1]
+        row = evaluate_variant(result, data, seed, test_sets=[chosen]).loc[chosen].to_dict()
         seconds = float(result.history["seconds"].sum()) if "seconds" in result.history else None
         rows.append({"variant": name, **row, "train seconds": seconds})
     return pd.DataFrame(rows).set_index("variant")

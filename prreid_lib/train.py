@@ -131,6 +131,26 @@ def _read_checkpoint(out_dir: Path, key: str) -> dict | None:
     return ckpt
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether oneDNN runs bfloat16 natively on this CPU (AVX512-BF16 or AMX)."""
+    try:
+        return bool(
+            torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        )
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def autocast_dtype(dev: torch.device, options: RecipeOptions) -> torch.dtype | None:
+    """Mixed-precision type of a run: float16 on CUDA (``amp``), bfloat16 on a CPU with
+    native support (``cpu_bf16``), else ``None`` (float32)."""
+    if dev.type == "cuda":
+        return torch.float16 if options.amp else None
+    if dev.type == "cpu" and options.cpu_bf16 and cpu_has_native_bf16():
+        return torch.bfloat16
+    return None
+
+
 class _Trainer:
     """Everything one run needs: data, model, optimizer, sampler, loss; one epoch at a time."""
 
@@ -139,8 +159,9 @@ class _Trainer:
         self.cfg, self.opt, self.data, self.seed, self.dev = cfg, opt, data, seed, dev
         self.rank, world = dist.rank(), dist.world_size()
         cuda = dev.type == "cuda"
-        self.channels_last = cuda and opt.channels_last
-        self.use_amp = cuda and opt.amp
+        self.amp_dtype = autocast_dtype(dev, opt)
+        self.channels_last = (cuda and opt.channels_last) or self.amp_dtype == torch.bfloat16
+        self.use_amp = self.amp_dtype is not None
         kwargs = {"parts": parts, "bnneck": opt.bnneck, "use_global": cfg.use_global}
         self.model = PartRegularizedReID(
             data.num_classes,
@@ -162,7 +183,7 @@ class _Trainer:
             self.optim = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         else:
             raise ValueError(f"optimizer must be 'sgd' or 'adam', got {opt.optimizer!r}")
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.criterion = ReIDLoss(
             parts,
             cfg.lambda_p,
@@ -221,8 +242,10 @@ class _Trainer:
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         masks = boxes_to_masks(boxes, valid, self.grid) if self.model.parts else None
-        with torch.autocast(dev.type, dtype=torch.float16, enabled=self.use_amp):
+        with torch.autocast(dev.type, dtype=self.amp_dtype or torch.float32, enabled=self.use_amp):
             out = self.net(images, masks)
+        if self.use_amp:  # the loss in float32
+            out = {k: v.float() if v.is_floating_point() else v for k, v in out.items()}
         terms = self.criterion(out, labels)
         self.optim.zero_grad(set_to_none=True)
         self.scaler.scale(terms.total).backward()
@@ -317,7 +340,9 @@ def train_reid(
     rank = trainer.rank
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
+        precision = str(trainer.amp_dtype or torch.float32).removeprefix("torch.")
         record = {"key": plan.key, "config": cfg, "options": plan.options, "seed": seed}
+        record["precision"] = precision
         runs.write_json(out_dir / runs.CONFIG, record | {"world_size": dist.world_size()})
     history: list[dict[str, float]] = []
     ckpt = _read_checkpoint(out_dir, plan.key)

@@ -292,3 +292,45 @@ def test_ddp_two_processes_on_gloo(tiny, tmp_path):
     assert info["world_size"] == 2 and info["num_images"] == 24
     assert load_trained(run_dir).parts == ("window", "light", "brand")
     assert "trained in" in proc.stdout
+
+
+# ----------------------------------------------------------------- precision and evaluation cache
+
+
+def test_mixed_precision_follows_device_and_options(monkeypatch):
+    from prreid_lib import train
+    from prreid_lib.recipes import RecipeOptions
+
+    opts = RecipeOptions()
+    assert train.autocast_dtype(torch.device("cuda"), opts) == torch.float16
+    assert train.autocast_dtype(torch.device("cuda"), replace(opts, amp=False)) is None
+    assert train.autocast_dtype(torch.device("cpu"), replace(opts, cpu_bf16=False)) is None
+    monkeypatch.setattr(train, "cpu_has_native_bf16", lambda: True)
+    assert train.autocast_dtype(torch.device("cpu"), opts) == torch.bfloat16
+    monkeypatch.setattr(train, "cpu_has_native_bf16", lambda: False)
+    assert train.autocast_dtype(torch.device("cpu"), opts) is None
+
+
+def test_evaluate_variant_stores_each_test_set_in_the_run(tiny, tmp_path, monkeypatch):
+    from prreid_lib import evaluate, studies
+    from prreid_lib.config import get_profile
+
+    _, frame, boxes = tiny
+    run = run_or_load(TINY, frame, boxes, tmp_path / "runs", progress=False, cache_dir=tmp_path)
+    monkeypatch.setenv("PRREID_CACHE_DIR", str(tmp_path / "cache"))
+    tests = {"small": frame.iloc[:12], "large": frame}
+    data = studies.StudyData(get_profile("smoke"), tmp_path, True, None, tests, boxes, boxes, "gt")
+    first = studies.evaluate_variant(run, data, n_trials=2, test_sets=["large"])
+    assert list(first.index) == ["large"] and first.loc["large", "identities"] == 6
+    assert len(list((run.run_dir / "evaluations").glob("vehicleid-*.json"))) == 1
+
+    def fail(*args, **kwargs):
+        raise AssertionError("recomputed a stored evaluation")
+
+    monkeypatch.setattr(evaluate, "evaluate_vehicleid", fail)
+    again = studies.evaluate_variant(run, data, n_trials=2, test_sets=["large"])
+    pd.testing.assert_frame_equal(again, first)
+    with pytest.raises(AssertionError, match="recomputed"):  # other trials: a new evaluation
+        studies.evaluate_variant(run, data, n_trials=3, test_sets=["large"])
+    with pytest.raises(ValueError, match="unknown test sets"):
+        studies.evaluate_variant(run, data, test_sets=["huge"])
