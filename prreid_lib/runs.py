@@ -197,13 +197,17 @@ def run_or_load(
     """Reuse the finished run of this (config, options, data, seed) under ``root``, or train it.
 
     Arguments as :func:`prreid_lib.train.train_reid`; the run lives in
-    ``run_dir_for(root, key, name)``. An interrupted run resumes from its
-    last checkpoint.
+    ``run_dir_for(root, key, name)``. A finished run with the same key under
+    another name (the same model trained by another chapter under its own
+    label) is reused as it is. An interrupted run resumes from its last
+    checkpoint.
     """
     from prreid_lib.train import plan_run, train_reid
 
     plan = plan_run(cfg, train_df, part_boxes, seed, options)
     run_dir = run_dir_for(root, plan.key, name)
+    if not is_done(run_dir):
+        run_dir = _finished_twin(Path(root), plan.key) or run_dir
     return train_reid(
         cfg,
         train_df,
@@ -215,3 +219,14 @@ def run_or_load(
         options=plan.options,
         cache_dir=cache_dir,
     )
+
+
+def _finished_twin(root: Path, key: str) -> Path | None:
+    """A finished run folder under ``root`` whose key is ``key`` (any name), or ``None``."""
+    for candidate in sorted(root.glob(f"*-{key[:12]}")):
+        try:
+            if is_done(candidate) and load_info(candidate).get("key") == key:
+                return candidate
+        except (OSError, ValueError):
+            continue  # an unreadable record is not a match
+    return None

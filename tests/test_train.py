@@ -206,6 +206,10 @@ def test_run_cache_reuses_finished_runs(tiny, tmp_path):
     assert {"acc_window", "acc_light", "acc_brand", "global_acc", "lr"} <= set(first.history)
     again = run_or_load(TINY, frame, boxes, tmp_path / "runs", progress=False, cache_dir=cache)
     assert again.reused and again.run_dir == first.run_dir
+    twin = run_or_load(
+        TINY, frame, boxes, tmp_path / "runs", progress=False, cache_dir=cache, name="same-model"
+    )
+    assert twin.reused and twin.run_dir == first.run_dir  # same key, another label: reused
     pd.testing.assert_frame_equal(again.history, first.history, check_exact=False)
     base = replace(TINY, lambda_p={"window": 0.0, "light": 0.0, "brand": 0.0})
     baseline = run_or_load(base, frame, None, tmp_path / "runs", progress=False, cache_dir=cache)
