@@ -33,6 +33,10 @@ def test_source_notebooks_have_parameters_cell_and_no_outputs():
         )
         assert nb["cells"][0]["cell_type"] == "markdown"
         assert "".join(nb["cells"][0]["source"]).startswith("# ")
+        ids = [c.get("id") for c in nb["cells"]]  # nbformat 4.5: every cell has a unique id
+        assert all(ids) and len(set(ids)) == len(ids), (
+            f"{nb_path.name}: cell ids missing or repeated"
+        )
 
 
 def test_every_chapter_is_in_the_table_of_contents():
