@@ -207,7 +207,9 @@ def main() -> None:
         last_stride=cfg.last_stride,
         batch_size=args.batch_size,
         threads=args.threads,
-        precision=str(autocast_dtype(torch.device("cpu"), recipe_options(cfg)) or "float32"),
+        precision=str(
+            autocast_dtype(torch.device("cpu"), recipe_options(cfg)) or "float32"
+        ).removeprefix("torch."),
         load_avg_1min=os.getloadavg()[0],
         cpu=platform.processor() or platform.machine(),
         torch=torch.__version__,
@@ -215,7 +217,13 @@ def main() -> None:
     table.insert(0, "date", time.strftime("%Y-%m-%d %H:%M"))
     out = Path(args.out)
     out.parent.mkdir(exist_ok=True)
-    table.to_csv(out, mode="a", header=not out.exists(), index=False, float_format="%.4g")
+    if out.exists():  # earlier rows keep their columns; rows before the precision column: float32
+        earlier = pd.read_csv(out)
+        if "precision" not in earlier:
+            earlier.insert(earlier.columns.get_loc("threads") + 1, "precision", "float32")
+        pd.concat([earlier, table], ignore_index=True).to_csv(out, index=False, float_format="%.4g")
+    else:
+        table.to_csv(out, index=False, float_format="%.4g")
     shown = ["variant", "seconds", "img_per_s", "img_per_s_best", "overhead_best_vs_best"]
     print(table[shown].to_string(index=False))
     best = {r["variant"]: r.get("overhead_best_vs_best") for r in rows}
