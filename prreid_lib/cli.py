@@ -89,6 +89,15 @@ def _cmd_book(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_archive(args: argparse.Namespace) -> int:
+    from prreid_lib.results import RESULTS_ROOT, archive_tables
+
+    output_dir = args.output_dir or str(Path("runs") / args.profile)
+    dest = archive_tables(args.profile, output_dir, args.results or RESULTS_ROOT)
+    print(f"archived the tables of {output_dir} in {dest} (commit them with git)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``prreid`` console script."""
     parser = argparse.ArgumentParser(prog="prreid", description=__doc__.splitlines()[0])
@@ -115,6 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
     book.add_argument("--output-dir", default=None, help="runs folder (default runs/<profile>)")
     book.add_argument("--chapters", nargs="*", help="only chapters starting so: 01 04")
     book.add_argument("--no-build", action="store_true", help="execute only, do not build HTML")
+
+    archive = sub.add_parser(
+        "archive", help="keep a build's result tables in results/<profile>/ with provenance"
+    )
+    archive.add_argument("--profile", choices=profiles, required=True)
+    archive.add_argument("--output-dir", default=None, help="runs folder (default runs/<profile>)")
+    archive.add_argument("--results", default=None, help="archive root (default results/)")
     return parser
 
 
@@ -128,6 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_synth(args)
         if args.command == "book":
             return _cmd_book(args)
+        if args.command == "archive":
+            return _cmd_archive(args)
         delegates = {"train": _cmd_train, "detect": _cmd_detect, "evaluate": _cmd_evaluate}
         return delegates[args.command](args, rest)
     except USER_ERRORS as err:

@@ -32,16 +32,21 @@ class ExecutedChapter:
 
 
 @pytest.fixture(scope="session")
+def smoke_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The ``output_dir`` of the chapters' smoke runs (models, tables, timings)."""
+    return tmp_path_factory.mktemp("runs")
+
+
+@pytest.fixture(scope="session")
 def executed_chapters(
-    smoke_data: Path, tmp_path_factory: pytest.TempPathFactory
+    smoke_data: Path, smoke_runs: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, ExecutedChapter]:
     """Every chapter executed with the smoke profile into a temporary book/_generated."""
     from prreid_lib.chapters import ChapterFailed, ChapterParameters, list_chapters, run_chapter
 
     book = tmp_path_factory.mktemp("book")
     generated = book / "book" / "_generated"
-    runs = tmp_path_factory.mktemp("runs")
-    params = ChapterParameters("smoke", str(smoke_data), 0, "cpu", str(runs))
+    params = ChapterParameters("smoke", str(smoke_data), 0, "cpu", str(smoke_runs))
     results: dict[str, ExecutedChapter] = {}
     for notebook in list_chapters():
         output = generated / notebook.name
