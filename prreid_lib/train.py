@@ -15,14 +15,12 @@ line (``python -m prreid_lib.train``, ``prreid train``).
 from __future__ import annotations
 
 import argparse
-import random
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -35,6 +33,7 @@ from prreid_lib.data.sampler import PKSampler, RandomBatchSampler
 from prreid_lib.data.transforms import AugmentConfig, augment_batch, boxes_to_masks
 from prreid_lib.losses import ReIDLoss
 from prreid_lib.model import PartRegularizedReID
+from prreid_lib.precision import autocast_dtype
 from prreid_lib.recipes import (
     RecipeOptions,
     active_parts,
@@ -42,6 +41,7 @@ from prreid_lib.recipes import (
     learning_rate,
     recipe_options,
 )
+from prreid_lib.seeding import augment_generator, rng_state, seed_everything, set_rng_state
 
 __all__ = [
     "RecipeOptions",
@@ -85,38 +85,6 @@ def plan_run(
     return RunPlan(options, parts, key)
 
 
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (CPU and CUDA)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def _rng_state() -> dict[str, Any]:
-    state = {
-        "torch": torch.get_rng_state(),
-        "numpy": np.random.get_state(),
-        "python": random.getstate(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _augment_generator(seed: int, epoch: int, rank: int) -> torch.Generator:
-    """A fresh CPU generator per (seed, epoch, rank): augmentation is a function of these."""
-    value = int(np.random.SeedSequence([seed, epoch, rank, 7]).generate_state(1)[0])
-    return torch.Generator().manual_seed(value)
-
-
 def _read_checkpoint(out_dir: Path, key: str) -> dict | None:
     """The checkpoint in ``out_dir`` if it belongs to run ``key`` (error if another run's)."""
     path = out_dir / runs.CHECKPOINT
@@ -129,26 +97,6 @@ def _read_checkpoint(out_dir: Path, key: str) -> dict | None:
             f"{key[:12]}): use another output folder or delete {out_dir}"
         )
     return ckpt
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether oneDNN runs bfloat16 natively on this CPU (AVX512-BF16 or AMX)."""
-    try:
-        return bool(
-            torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-        )
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def autocast_dtype(dev: torch.device, options: RecipeOptions) -> torch.dtype | None:
-    """Mixed-precision type of a run: float16 on CUDA (``amp``), bfloat16 on a CPU with
-    native support (``cpu_bf16``), else ``None`` (float32)."""
-    if dev.type == "cuda":
-        return torch.float16 if options.amp else None
-    if dev.type == "cpu" and options.cpu_bf16 and cpu_has_native_bf16():
-        return torch.bfloat16
-    return None
 
 
 class _Trainer:
@@ -214,7 +162,7 @@ class _Trainer:
             "optimizer": self.optim.state_dict(),
             "scaler": self.scaler.state_dict(),
             "sampler": self.sampler.state_dict(),
-            "rng": _rng_state(),
+            "rng": rng_state(),
         }
 
     def load_state_dict(self, ckpt: dict[str, Any]) -> None:
@@ -222,7 +170,7 @@ class _Trainer:
         self.optim.load_state_dict(ckpt["optimizer"])
         self.scaler.load_state_dict(ckpt["scaler"])
         self.sampler.load_state_dict(ckpt["sampler"])
-        _set_rng_state(ckpt["rng"])
+        set_rng_state(ckpt["rng"])
 
     def step(self, idx, epoch: int, step: int, steps: int, gen) -> tuple[torch.Tensor, float]:
         """One optimisation step on the batch ``idx``; returns the step's metric sums and lr."""
@@ -269,7 +217,7 @@ class _Trainer:
         self.net.train()
         self.sampler.set_epoch(epoch)
         batches = self.sampler.batches(epoch)
-        gen = _augment_generator(self.seed, epoch, self.rank)
+        gen = augment_generator(self.seed, epoch, self.rank)
         parts, n_parts = self.model.parts, len(self.model.parts)
         sums = torch.zeros(5 + 3 * n_parts, dtype=torch.float64, device=self.dev)
         lr = self.cfg.lr

@@ -302,17 +302,17 @@ def test_ddp_two_processes_on_gloo(tiny, tmp_path):
 
 
 def test_mixed_precision_follows_device_and_options(monkeypatch):
-    from prreid_lib import train
+    from prreid_lib import precision
     from prreid_lib.recipes import RecipeOptions
 
     opts = RecipeOptions()
-    assert train.autocast_dtype(torch.device("cuda"), opts) == torch.float16
-    assert train.autocast_dtype(torch.device("cuda"), replace(opts, amp=False)) is None
-    assert train.autocast_dtype(torch.device("cpu"), replace(opts, cpu_bf16=False)) is None
-    monkeypatch.setattr(train, "cpu_has_native_bf16", lambda: True)
-    assert train.autocast_dtype(torch.device("cpu"), opts) == torch.bfloat16
-    monkeypatch.setattr(train, "cpu_has_native_bf16", lambda: False)
-    assert train.autocast_dtype(torch.device("cpu"), opts) is None
+    assert precision.autocast_dtype(torch.device("cuda"), opts) == torch.float16
+    assert precision.autocast_dtype(torch.device("cuda"), replace(opts, amp=False)) is None
+    assert precision.autocast_dtype(torch.device("cpu"), replace(opts, cpu_bf16=False)) is None
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    assert precision.autocast_dtype(torch.device("cpu"), opts) == torch.bfloat16
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    assert precision.autocast_dtype(torch.device("cpu"), opts) is None
 
 
 def test_evaluate_variant_stores_each_test_set_in_the_run(tiny, tmp_path, monkeypatch):
