@@ -44,7 +44,7 @@ from prreid_lib.config import PART_NAMES, TrainConfig
 from prreid_lib.data.dataset import ReIDImageSet
 from prreid_lib.data.transforms import augment_batch, boxes_to_masks
 from prreid_lib.model import PartRegularizedReID
-from prreid_lib.precision import autocast_dtype
+from prreid_lib.precision import autocast_dtype, float32_outputs
 from prreid_lib.recipes import recipe_options
 from prreid_lib.train import RunPlan, _Trainer
 
@@ -73,7 +73,9 @@ def make_images(
     return pd.DataFrame(rows), pd.DataFrame(boxes)
 
 
-def model_only_step(cfg: TrainConfig, parts: tuple[str, ...], num_classes: int):
+def model_only_step(
+    cfg: TrainConfig, parts: tuple[str, ...], num_classes: int, dtype: torch.dtype | None
+):
     """A closure doing one forward/backward/SGD step on random tensors of the training size."""
     model = PartRegularizedReID(num_classes, cfg.arch, cfg.last_stride, cfg.feat_dim, parts)
     optim = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
@@ -82,7 +84,6 @@ def model_only_step(cfg: TrainConfig, parts: tuple[str, ...], num_classes: int):
     labels = torch.randint(0, num_classes, (b,))
     masks = (torch.rand(b, len(parts), s, s) > 0.5).float() if parts else None
 
-    dtype = autocast_dtype(torch.device("cpu"), recipe_options(cfg))
     if dtype is not None:  # the same precision and memory format as the trainer
         model = model.to(memory_format=torch.channels_last)
         images = images.contiguous(memory_format=torch.channels_last)
@@ -90,7 +91,7 @@ def model_only_step(cfg: TrainConfig, parts: tuple[str, ...], num_classes: int):
     def step() -> None:
         with torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
             out = model(images, masks)
-        out = {k: v.float() if v.is_floating_point() else v for k, v in out.items()}
+        out = float32_outputs(out)
         loss = torch.nn.functional.cross_entropy(out["global_logits"], labels)
         if parts:
             logits = out["part_logits"].flatten(0, 1)
@@ -152,6 +153,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cfg = TrainConfig(arch="resnet18", input_size=args.input_size, batch_size=args.batch_size)
+    dtype = autocast_dtype(torch.device("cpu"), recipe_options(cfg))  # the trainer's choice
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         frame, boxes = make_images(Path(tmp), 64, 8, 128)
@@ -170,8 +172,8 @@ def main() -> None:
              "img_per_s": n / reload},
         ]  # fmt: skip
         variants = {
-            "model_only_global": model_only_step(cfg, (), data_global.num_classes),
-            "model_only_parts": model_only_step(cfg, PART_NAMES, data_global.num_classes),
+            "model_only_global": model_only_step(cfg, (), data_global.num_classes, dtype),
+            "model_only_parts": model_only_step(cfg, PART_NAMES, data_global.num_classes, dtype),
             "full_step_global": full_step(cfg, data_global, ()),
             "full_step_parts": full_step(cfg, data_parts, PART_NAMES),
             "pipeline_only_parts": pipeline_only(cfg, data_parts, PART_NAMES),
@@ -208,9 +210,7 @@ def main() -> None:
         last_stride=cfg.last_stride,
         batch_size=args.batch_size,
         threads=args.threads,
-        precision=str(
-            autocast_dtype(torch.device("cpu"), recipe_options(cfg)) or "float32"
-        ).removeprefix("torch."),
+        precision=str(dtype or torch.float32).removeprefix("torch."),
         load_avg_1min=os.getloadavg()[0],
         cpu=platform.processor() or platform.machine(),
         torch=torch.__version__,

@@ -89,22 +89,18 @@ _XYXY = ["x1", "y1", "x2", "y2"]
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Element-wise IoU of two arrays of xyxy boxes of the same shape ``(N, 4)``."""
+    """IoU of xyxy boxes, element-wise and broadcast over leading axes.
+
+    ``a`` and ``b`` are ``(..., 4)``: two ``(N, 4)`` arrays pair row by row, one
+    box ``(4,)`` against ``(N, 4)`` gives its IoU with each of the N boxes.
+    """
     a, b = np.asarray(a, float), np.asarray(b, float)
-    iw = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
-    ih = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
+    iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
     inter = iw * ih
-    union = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(union - inter, 1e-12)
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of one box ``a`` (4,) with boxes ``b`` (N, 4), all xyxy."""
-    iw = np.clip(np.minimum(a[2], b[:, 2]) - np.maximum(a[0], b[:, 0]), 0, None)
-    ih = np.clip(np.minimum(a[3], b[:, 3]) - np.maximum(a[1], b[:, 1]), 0, None)
-    inter = iw * ih
-    area = (a[2] - a[0]) * (a[3] - a[1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
-    return inter / np.maximum(area, 1e-12)
+    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
+    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    return inter / np.maximum(area_a + area_b - inter, 1e-12)
 
 
 def _assign_light_sides(table: pd.DataFrame) -> pd.Series:
@@ -148,7 +144,7 @@ def select_part_boxes(
         keep.append(g.index[0])
         xyxy = g[_XYXY].to_numpy(dtype=float)
         cx = (xyxy[:, 0] + xyxy[:, 2]) / 2
-        other = (_iou(xyxy[0], xyxy) < max_light_iou) & ((cx < xyxy[0, 0]) | (cx > xyxy[0, 2]))
+        other = (box_iou(xyxy[0], xyxy) < max_light_iou) & ((cx < xyxy[0, 0]) | (cx > xyxy[0, 2]))
         if other[1:].any():
             keep.append(g.index[1 + int(np.argmax(other[1:]))])
     out = det.loc[sorted(keep)].assign(imputed=False, impute_source="")
@@ -305,7 +301,7 @@ def match_boxes(
         free = np.ones(len(gt), bool)
         best = np.zeros(len(gt))
         for r in p.itertuples(index=False):
-            ious = _iou(np.array([r.x1, r.y1, r.x2, r.y2], float), gt)
+            ious = box_iou(np.array([r.x1, r.y1, r.x2, r.y2], float), gt)
             best = np.maximum(best, ious)
             cand = np.where(free & (ious >= iou_threshold))[0]
             if len(cand):

@@ -30,3 +30,9 @@ def autocast_dtype(dev: torch.device, options: RecipeOptions) -> torch.dtype | N
     if dev.type == "cpu" and options.cpu_bf16 and cpu_has_native_bf16():
         return torch.bfloat16
     return None
+
+
+def float32_outputs(out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The model's outputs with floating tensors cast to float32 (the loss of an autocast
+    forward pass is computed in float32); other tensors (masks) unchanged."""
+    return {k: v.float() if v.is_floating_point() else v for k, v in out.items()}

@@ -50,8 +50,7 @@ def save_table(table: pd.DataFrame, output_dir: str | Path, name: str) -> Path:
 
 def load_tables(output_dir: str | Path) -> dict[str, pd.DataFrame]:
     """The tables a build saved with :func:`save_table`, by name (empty when none)."""
-    folder = Path(output_dir) / TABLES_DIR
-    return {p.stem: _read(p) for p in sorted(folder.glob("*.csv"))}
+    return _read_tables(Path(output_dir) / TABLES_DIR)
 
 
 def provenance(profile: str, output_dir: str | Path) -> dict:
@@ -119,12 +118,16 @@ def load_archive(profile: str, results_root: str | Path = RESULTS_ROOT) -> Archi
         info = json.loads(record.read_text())
     except json.JSONDecodeError as err:
         raise ValueError(f"{record}: not valid JSON ({err}); archive the profile again") from None
-    tables = {p.stem: _read(p) for p in sorted(folder.glob("*.csv"))}
-    return ArchivedResults(profile, tables, info)
+    return ArchivedResults(profile, _read_tables(folder), info)
 
 
 def _dirs(root: Path) -> list[Path]:
     return [p for p in root.iterdir() if (p / PROVENANCE_FILE).is_file()] if root.is_dir() else []
+
+
+def _read_tables(folder: Path) -> dict[str, pd.DataFrame]:
+    """Every ``*.csv`` table in ``folder``, by file stem (empty when the folder has none)."""
+    return {p.stem: _read(p) for p in sorted(folder.glob("*.csv"))}
 
 
 def _read(path: Path) -> pd.DataFrame:

@@ -33,7 +33,7 @@ from prreid_lib.data.sampler import PKSampler, RandomBatchSampler
 from prreid_lib.data.transforms import AugmentConfig, augment_batch, boxes_to_masks
 from prreid_lib.losses import ReIDLoss
 from prreid_lib.model import PartRegularizedReID
-from prreid_lib.precision import autocast_dtype
+from prreid_lib.precision import autocast_dtype, float32_outputs
 from prreid_lib.recipes import (
     RecipeOptions,
     active_parts,
@@ -192,8 +192,8 @@ class _Trainer:
         masks = boxes_to_masks(boxes, valid, self.grid) if self.model.parts else None
         with torch.autocast(dev.type, dtype=self.amp_dtype or torch.float32, enabled=self.use_amp):
             out = self.net(images, masks)
-        if self.use_amp:  # the loss in float32
-            out = {k: v.float() if v.is_floating_point() else v for k, v in out.items()}
+        if self.use_amp:
+            out = float32_outputs(out)
         terms = self.criterion(out, labels)
         self.optim.zero_grad(set_to_none=True)
         self.scaler.scale(terms.total).backward()
@@ -288,9 +288,8 @@ def train_reid(
     rank = trainer.rank
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
-        precision = str(trainer.amp_dtype or torch.float32).removeprefix("torch.")
         record = {"key": plan.key, "config": cfg, "options": plan.options, "seed": seed}
-        record["precision"] = precision
+        record["precision"] = str(trainer.amp_dtype or torch.float32).removeprefix("torch.")
         runs.write_json(out_dir / runs.CONFIG, record | {"world_size": dist.world_size()})
     history: list[dict[str, float]] = []
     ckpt = _read_checkpoint(out_dir, plan.key)
