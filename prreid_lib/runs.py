@@ -95,6 +95,15 @@ def data_identity(
     return digest.hexdigest()
 
 
+def file_digest(path: str | Path) -> str:
+    """SHA-1 of a file's bytes (read in 1 MiB blocks)."""
+    digest = hashlib.sha1()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def run_key(config: Any, options: Any, data_id: str, seed: int, world_size: int = 1) -> str:
     """SHA-1 of (config, options, data identity, seed, world size): the identity of a run."""
     payload = {

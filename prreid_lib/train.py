@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +81,9 @@ def plan_run(
             "table (ground truth or detected), or set lambda_p to 0 for a baseline"
         )
     data_id = runs.data_identity(train_df, part_boxes, parts)
+    start = cfg.pretrained
+    if start is not None and Path(start).is_file():  # the weights' content, not their path
+        cfg = replace(cfg, pretrained=f"sha1:{runs.file_digest(start)}")
     key = runs.run_key(cfg, options, data_id, seed, dist.world_size())
     return RunPlan(options, parts, key)
 

@@ -24,7 +24,7 @@ from prreid_lib.data.scene import Camera, sample_camera
 from prreid_lib.data.world import COLOURS, MAKE_NAMES, TYPE_NAMES, Identity, ModelSpec
 from prreid_lib.data.world import sample_identities as _sample_identities
 
-DS_VERI, DS_VID, DS_PARTS = 1, 2, 3
+DS_VERI, DS_VID, DS_PARTS, DS_PRETRAIN = 1, 2, 3, 4
 """Data-set codes in the per-image seeds (seed, code, index)."""
 N_VID_SITES = 24
 """VehicleID shots come from this many camera sites (viewpoint + background)."""
@@ -214,6 +214,8 @@ def plan_vehicleid(cfg: SynthConfig, seed: int, root: Path) -> Plan:
         for i in train + test
         for _ in range(cfg.vehicleid_images_per_id)
     ]
+    if cfg.vehicleid_train_sites_per_id > 0:
+        shots = _home_sites(shots, {i.pid for i in train}, cfg.vehicleid_train_sites_per_id, seed)
     img_ids = np.empty(len(shots), dtype=np.int64)
     img_ids[rng.permutation(len(shots))] = 1 + np.cumsum(rng.integers(1, 4, len(shots)))
     order = np.argsort(img_ids)
@@ -270,6 +272,55 @@ def plan_vehicleid(cfg: SynthConfig, seed: int, root: Path) -> Plan:
     return Plan(root, jobs, by_id, sites, write)
 
 
+def _home_sites(shots: list[tuple], train_ids: set[int], k: int, seed: int) -> list[tuple]:
+    """Shots of training identities moved to ``k`` home sites of their own (a nuisance:
+    in training, an identity comes with its sites' background and light; test shots keep
+    random sites, so the site does not carry to test). Drawn from a stream of its own."""
+    rng = np.random.default_rng([seed, DS_VID, 3])
+    homes = {
+        pid: rng.choice(N_VID_SITES, size=min(k, N_VID_SITES), replace=False)
+        for pid in sorted(train_ids)
+    }
+    return [
+        (pid, view, int(homes[pid][rng.integers(len(homes[pid]))]) if pid in homes else site)
+        for pid, view, site in shots
+    ]
+
+
+def plan_pretrain(cfg: SynthConfig, seed: int, root: Path) -> Plan:
+    """Pretraining set: ``pretrain_ids`` identities of their own (disjoint from every re-id
+    split) x ``pretrain_images_per_id`` front/rear shots at the VehicleID sites, labelled
+    with make, model and colour only (the stand-in for an ImageNet-style start)."""
+    rng = np.random.default_rng([seed, DS_PRETRAIN, 1])
+    pids = np.arange(1, cfg.pretrain_ids + 1)
+    idents = _identities(cfg, pids, "pretrain", rng)
+    jobs = []
+    for ident in idents:
+        for j in range(cfg.pretrain_images_per_id):
+            view = "front" if rng.random() < 0.5 else "rear"
+            name = f"{ident.pid:05d}_{j:02d}.jpg"
+            site = int(rng.integers(N_VID_SITES))
+            rel = f"image/{name}"
+            jobs.append(
+                (DS_PRETRAIN, len(jobs), DS_PRETRAIN, ident.pid, DS_VID, site, view, (), rel,
+                 str(root / rel))
+            )  # fmt: skip
+    by_id = {i.pid: i for i in idents}
+
+    def write(rows: list[list[tuple]], cfg: SynthConfig, models) -> None:
+        export.write_csv(
+            root / "synthveh_parts.csv", export.PARTS_COLUMNS, sorted(_flat(rows), key=_key)
+        )
+        export.write_csv(
+            root / "synthveh_identities.csv",
+            export.IDENTITY_COLUMNS,
+            _identity_rows(idents, cfg, models),
+        )
+        export.write_lines(root / "image_list.txt", [f"{j[8]} {j[3]}" for j in jobs])
+
+    return Plan(root, jobs, by_id, [], write)
+
+
 def plan_parts(cfg: SynthConfig, seed: int, root: Path, vid: Plan) -> Plan:
     """Part data set plan: ``n_annotated`` train + ``n_part_val`` val shots of VehicleID
     training identities at the VehicleID sites (new shots, seeded apart)."""
@@ -319,9 +370,9 @@ def _n_lines(path: Path) -> int:
     return len(path.read_text(encoding="utf-8").splitlines()) if path.is_file() else -2
 
 
-def layouts_complete(root: Path) -> bool:
-    """Whether ``root`` holds complete VeRi-776, VehicleID and parts layouts (files present,
-    image folders as long as their lists)."""
+def layouts_complete(root: Path, pretrain: bool = False) -> bool:
+    """Whether ``root`` holds complete VeRi-776, VehicleID and parts layouts (and the
+    pretraining set when ``pretrain``): files present, image folders as long as their lists."""
     veri, vid, parts = root / "VeRi-776", root / "VehicleID", root / "parts"
     files = [
         veri / f
@@ -341,6 +392,8 @@ def layouts_complete(root: Path) -> bool:
     ]
     files += [vid / "attribute" / f"{f}.txt" for f in ("model_attr", "color_attr")]
     files += [vid / "synthveh_parts.csv", parts / "data.yaml", parts / "synthveh_parts.csv"]
+    if pretrain:
+        files += [root / "pretrain" / f for f in ("synthveh_identities.csv", "image_list.txt")]
     if not all(f.is_file() for f in files):
         return False
     counts = [
@@ -351,4 +404,8 @@ def layouts_complete(root: Path) -> bool:
     counts += [
         (_count(parts / "images" / s), _count(parts / "labels" / s)) for s in ("train", "val")
     ]
+    if pretrain:
+        counts.append(
+            (_count(root / "pretrain" / "image"), _n_lines(root / "pretrain" / "image_list.txt"))
+        )
     return all(a == b for a, b in counts)

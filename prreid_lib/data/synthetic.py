@@ -38,6 +38,7 @@ FORMAT_VERSION = 1
 """Bumped whenever the generator's output changes; part of ``synthveh.json``."""
 JPEG_QUALITY = 90
 DS_VERI, DS_VID, DS_PARTS = synth_plan.DS_VERI, synth_plan.DS_VID, synth_plan.DS_PARTS
+DS_PRETRAIN = synth_plan.DS_PRETRAIN
 
 
 def validate_config(cfg: SynthConfig) -> None:
@@ -54,6 +55,9 @@ def validate_config(cfg: SynthConfig) -> None:
         "vehicleid_images_per_id": 2,
         "n_annotated": 0,
         "n_part_val": 0,
+        "pretrain_ids": 0,
+        "pretrain_images_per_id": 1,
+        "vehicleid_train_sites_per_id": 0,
         "image_size": 32,
     }
     for name, low in minimum.items():
@@ -168,7 +172,7 @@ def generate_synthveh(
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     out = Path(out).absolute()
-    for sub in ("VeRi-776", "VehicleID", "parts", "synthveh.json"):
+    for sub in ("VeRi-776", "VehicleID", "parts", "pretrain", "synthveh.json"):
         target = out / sub
         if target.is_dir():
             shutil.rmtree(target)
@@ -180,6 +184,8 @@ def generate_synthveh(
         synth_plan.plan_vehicleid(cfg, seed, out / "VehicleID"),
     ]
     plans.append(synth_plan.plan_parts(cfg, seed, out / "parts", plans[1]))
+    if cfg.pretrain_ids > 0:
+        plans.append(synth_plan.plan_pretrain(cfg, seed, out / "pretrain"))
     jobs = [j for p in plans for j in p.jobs]
     for folder in sorted({str(Path(j[-1]).parent) for j in jobs}):
         Path(folder).mkdir(parents=True, exist_ok=True)
@@ -188,7 +194,11 @@ def generate_synthveh(
         "models": models,
         "cue_strength": float(cfg.cue_strength),
         "outside": float(cfg.outside_cue_share),
-        "ids": {DS_VERI: plans[0].identities, DS_VID: plans[1].identities},
+        "ids": {
+            DS_VERI: plans[0].identities,
+            DS_VID: plans[1].identities,
+            DS_PRETRAIN: plans[3].identities if len(plans) > 3 else {},
+        },
         "cams": {DS_VERI: plans[0].cameras, DS_VID: plans[1].cameras},
     }
     if workers is None:
@@ -217,7 +227,7 @@ def _is_complete(root: Path, want: dict) -> bool:
         return False
     if any(have.get(k) != want[k] for k in ("format_version", "seed", "config")):
         return False
-    return synth_plan.layouts_complete(root)
+    return synth_plan.layouts_complete(root, pretrain=want["config"]["pretrain_ids"] > 0)
 
 
 def ensure_synthveh(
