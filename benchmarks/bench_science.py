@@ -32,7 +32,7 @@ from prreid_lib.data import ensure_synthveh
 from prreid_lib.pretrain import pretrained_backbone
 from prreid_lib.recipes import apply_overrides, recipe_options
 from prreid_lib.runs import run_or_load
-from prreid_lib.studies import load_study_data, evaluate_variant
+from prreid_lib.studies import evaluate_variant, load_study_data
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

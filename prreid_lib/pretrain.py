@@ -20,7 +20,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 from prreid_lib import runs
 from prreid_lib.config import Profile, TrainConfig
