@@ -155,6 +155,11 @@ def _run_jobs(jobs: list[tuple], ctx: dict, workers: int) -> list[list[tuple]]:
 
 
 # ----------------------------------------------------------------------------- public API
+SUBFOLDERS = ("VeRi-776", "VehicleID", "parts", "pretrain")
+"""The folders :func:`generate_synthveh` writes (and replaces) under its ``out`` folder."""
+MANIFEST = "synthveh.json"
+
+
 def generate_synthveh(
     cfg: SynthConfig, out: Path, seed: int = 0, workers: int | None = None
 ) -> Path:
@@ -162,22 +167,72 @@ def generate_synthveh(
 
     The folders follow the official VeRi-776 and VehicleID layouts and the
     ultralytics YOLO layout (plans and lists: :mod:`prreid_lib.data.synth_plan`),
-    each with ``synthveh_parts.csv``; existing copies of these three folders in
-    ``out`` are replaced. ``workers`` processes render in parallel (default: the
-    CPU count, at most 8); the files do not depend on it. ``synthveh.json``
-    (config, seed, format version) is written last. Bad config values or a
-    negative ``seed`` raise ``ValueError`` naming the field.
+    each with ``synthveh_parts.csv``. They are rendered into a temporary folder
+    inside ``out`` and renamed into place, so an interrupted run leaves no half
+    data set. Copies of these folders already in ``out`` are replaced only when
+    ``out/synthveh.json`` shows that prreid wrote them; otherwise (folders that
+    someone else put there) this raises ``ValueError`` and deletes nothing.
+    ``workers`` processes render in parallel (default: the CPU count, at most
+    8); the files do not depend on it. ``synthveh.json`` (config, seed, format
+    version) is written last. Bad config values, a negative ``seed``, an
+    ``out`` that is a file or cannot be written raise ``ValueError`` naming the
+    field or path.
     """
     validate_config(cfg)
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     out = Path(out).absolute()
-    for sub in ("VeRi-776", "VehicleID", "parts", "pretrain", "synthveh.json"):
-        target = out / sub
-        if target.is_dir():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()
+    _check_target(out)
+    tmp = out / f".synthveh.tmp-{os.getpid()}"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        _render(cfg, tmp, seed, workers)
+        (out / MANIFEST).unlink(missing_ok=True)  # no manifest while the folders change
+        for sub in SUBFOLDERS:
+            target = out / sub
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+            if (tmp / sub).exists():
+                (tmp / sub).rename(target)
+        export.write_data_yaml(out / "parts")
+        (out / MANIFEST).write_text(json.dumps(_manifest(cfg, seed), indent=1) + "\n")
+    except OSError as err:
+        raise ValueError(
+            f"{out}: cannot write SynthVeh there ({err.strerror or err}); "
+            "choose a writable folder with free disk space"
+        ) from err
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def _written_by_prreid(out: Path) -> bool:
+    """Whether ``out/synthveh.json`` is a manifest that :func:`generate_synthveh` wrote."""
+    try:
+        man = json.loads((out / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(man, dict) and {"format_version", "seed", "config"} <= set(man)
+
+
+def _check_target(out: Path) -> None:
+    """Refuse an ``out`` that is a file, or holds SynthVeh folders prreid did not write."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} is a file, not a folder; choose a folder for SynthVeh")
+    present = [sub for sub in SUBFOLDERS if (out / sub).exists()]
+    if present and not _written_by_prreid(out):
+        raise ValueError(
+            f"{out} already holds {', '.join(present)} without the {MANIFEST} that prreid "
+            "writes, so prreid did not write them; choose an empty folder or remove it yourself"
+        )
+
+
+def _render(cfg: SynthConfig, out: Path, seed: int, workers: int | None) -> None:
+    """Render every plan of ``cfg`` into the fresh folder ``out``."""
     models = build_models(cfg, seed)
     plans = [
         synth_plan.plan_veri(cfg, seed, out / "VeRi-776"),
@@ -209,8 +264,6 @@ def generate_synthveh(
         n = len(plan.jobs)
         plan.write(rows[start : start + n], cfg, models)
         start += n
-    (out / "synthveh.json").write_text(json.dumps(_manifest(cfg, seed), indent=1) + "\n")
-    return out
 
 
 def _manifest(cfg: SynthConfig, seed: int, profile: str | None = None) -> dict:
@@ -240,12 +293,21 @@ def ensure_synthveh(
     (config, seed, format version) and its layouts are complete; otherwise the
     data set is generated into a temporary sibling folder that is renamed into
     place, so an interrupted run never leaves a half data set that looks complete.
+    A non-empty ``root`` without a prreid ``synthveh.json`` raises ``ValueError``
+    (nothing is deleted).
     """
     prof = get_profile(profile) if isinstance(profile, str) else profile
     root = Path(root) if root is not None else Path("data/synthveh") / f"{prof.name}-seed{seed}"
     root = root.absolute()
     want = _manifest(prof.synth, seed)
     if not _is_complete(root, want):
+        if root.is_dir() and any(root.iterdir()) and not _written_by_prreid(root):
+            raise ValueError(
+                f"{root} is not empty and has no {MANIFEST}, so prreid did not write it; "
+                "choose an empty folder or remove it yourself"
+            )
+        if root.exists() and not root.is_dir():
+            raise ValueError(f"{root} is a file, not a folder; choose a folder for SynthVeh")
         root.parent.mkdir(parents=True, exist_ok=True)
         tmp = root.parent / f".{root.name}.tmp-{os.getpid()}"
         if tmp.exists():
