@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -95,6 +96,113 @@ def active_parts(cfg: TrainConfig) -> tuple[str, ...]:
     return tuple(p for p in PART_NAMES if float(cfg.lambda_p.get(p, 0.0)) > 0)
 
 
+class TrainConfigError(ValueError):
+    """A bad training parameter; ``field`` names it (``epochs``, ``lambda_p.window``)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(message)
+
+    def __reduce__(self):
+        return (type(self), (self.field, str(self)))
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
+
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "sampler": ("random", "pk"),
+    "scheduler": ("exp", "cosine"),
+    "optimizer": ("sgd", "adam"),
+}
+"""The valid strings of the string-valued :class:`RecipeOptions` fields."""
+
+
+def validate_train_config(cfg: TrainConfig, options: RecipeOptions | None = None) -> None:
+    """Raise :class:`TrainConfigError` naming the first bad field of ``cfg`` or ``options``.
+
+    Checked before anything is written: integers (``epochs``, ``batch_size``,
+    ``num_instances``, ``feat_dim`` >= 1; ``input_size`` a multiple of 32),
+    positive ``lr``, ``lr_gamma`` in (0, 1], non-negative ``momentum``,
+    ``weight_decay`` and part weights, booleans for switches, and known names
+    for ``arch``, ``recipe``, ``sampler``, ``scheduler`` and ``optimizer``.
+    """
+    from prreid_lib.model import ARCHS
+
+    def bad(name: str, rule: str, value: Any) -> TrainConfigError:
+        return TrainConfigError(name, f"{name} must be {rule}, got {value!r}")
+
+    for name in ("epochs", "batch_size", "num_instances", "feat_dim"):
+        value = getattr(cfg, name)
+        if not _is_int(value) or value < 1:
+            raise bad(name, "an integer >= 1", value)
+    size = cfg.input_size
+    if not _is_int(size) or size < 32 or size % 32:
+        raise bad("input_size", "an integer multiple of 32, at least 32", size)
+    if not _is_number(cfg.lr) or cfg.lr <= 0:
+        raise bad("lr", "a positive number", cfg.lr)
+    if not _is_number(cfg.lr_gamma) or not 0 < cfg.lr_gamma <= 1:
+        raise bad("lr_gamma", "a number in (0, 1]", cfg.lr_gamma)
+    for name in ("momentum", "weight_decay"):
+        value = getattr(cfg, name)
+        if not _is_number(value) or value < 0:
+            raise bad(name, "a number >= 0", value)
+    if not isinstance(cfg.lambda_p, dict):
+        raise bad("lambda_p", "a mapping part -> weight", cfg.lambda_p)
+    for part, weight in cfg.lambda_p.items():
+        if part not in PART_NAMES:
+            raise bad(f"lambda_p.{part}", f"a part among {', '.join(PART_NAMES)}", part)
+        if not _is_number(weight) or weight < 0:
+            raise bad(f"lambda_p.{part}", "a number >= 0", weight)
+    if not isinstance(cfg.use_global, bool):
+        raise bad("use_global", "true or false", cfg.use_global)
+    if cfg.arch not in ARCHS:
+        raise bad("arch", f"one of {', '.join(ARCHS)}", cfg.arch)
+    if cfg.last_stride not in (1, 2) or not _is_int(cfg.last_stride):
+        raise bad("last_stride", "1 or 2", cfg.last_stride)
+    if cfg.recipe not in RECIPES:
+        raise bad("recipe", f"one of {', '.join(RECIPES)}", cfg.recipe)
+    if cfg.pretrained is not None and not isinstance(cfg.pretrained, str):
+        raise bad("pretrained", "null or the path of a weights file", cfg.pretrained)
+    if options is None:
+        return
+    for name, valid in CHOICES.items():
+        value = getattr(options, name)
+        if value not in valid:
+            raise bad(name, f"one of {', '.join(valid)}", value)
+    for name in ("bnneck", "amp", "channels_last", "cpu_bf16"):
+        value = getattr(options, name)
+        if not isinstance(value, bool):
+            raise bad(name, "true or false", value)
+    for name in ("warmup_epochs", "pad"):
+        value = getattr(options, name)
+        if not _is_int(value) or value < 0:
+            raise bad(name, "an integer >= 0", value)
+    for name in ("triplet_weight", "triplet_margin", "color_jitter"):
+        value = getattr(options, name)
+        if not _is_number(value) or value < 0:
+            raise bad(name, "a number >= 0", value)
+    for name, high in (("flip", 1.0), ("label_smoothing", 1.0)):
+        value = getattr(options, name)
+        if not _is_number(value) or not 0 <= value <= high:
+            raise bad(name, f"a number in [0, {high:g}]", value)
+    if options.sampler == "pk" and cfg.batch_size < cfg.num_instances:
+        raise TrainConfigError(
+            "batch_size",
+            f"batch_size must be >= num_instances ({cfg.num_instances}) for the pk sampler, "
+            f"got {cfg.batch_size!r}",
+        )
+
+
 def learning_rate(cfg: TrainConfig, opt: RecipeOptions, epoch: int, step: int, steps: int) -> float:
     """Learning rate at ``step`` of ``steps`` in ``epoch`` (0-based) for the chosen schedule."""
     t = epoch + step / max(steps, 1)
@@ -117,6 +225,8 @@ def apply_overrides(
     (``lambda_p.<part>`` one part weight); values are parsed as JSON (so
     ``true``, ``null``, ``0.5``), falling back to the plain string. Setting
     ``recipe`` resets the options to that recipe's before the option keys apply.
+    The result is checked by :func:`validate_train_config`; a bad value raises
+    :class:`TrainConfigError` naming the ``--set`` item.
     """
     cfg_fields = {f.name for f in fields(TrainConfig)}
     opt_fields = {f.name for f in fields(RecipeOptions)}
@@ -132,7 +242,7 @@ def apply_overrides(
         except json.JSONDecodeError:
             value = text
         if key.startswith("lambda_p."):
-            lambdas[key.split(".", 1)[1]] = float(value)
+            lambdas[key.split(".", 1)[1]] = value
         elif key in cfg_fields:
             cfg_set[key] = value
         elif key in opt_fields:
@@ -142,7 +252,15 @@ def apply_overrides(
                 f"--set {key}: unknown field; TrainConfig fields: {', '.join(sorted(cfg_fields))}; "
                 f"recipe options: {', '.join(sorted(opt_fields))}"
             )
-    cfg = replace(cfg, **(cfg_set | {"lambda_p": lambdas}))
-    active_parts(cfg)  # validates the part names
-    base = recipe_options(cfg) if "recipe" in cfg_set else options
-    return cfg, replace(base, **opt_set)
+    given = {item.partition("=")[0]: item for item in assignments}
+    try:
+        cfg = replace(cfg, **(cfg_set | {"lambda_p": lambdas}))
+        validate_train_config(cfg)
+        base = recipe_options(cfg) if "recipe" in cfg_set else options
+        options = replace(base, **opt_set)
+        validate_train_config(cfg, options)
+    except TrainConfigError as err:
+        if err.field not in given:
+            raise
+        raise TrainConfigError(err.field, f"--set {given[err.field]}: {err}") from None
+    return cfg, options

@@ -40,6 +40,7 @@ from prreid_lib.recipes import (
     apply_overrides,
     learning_rate,
     recipe_options,
+    validate_train_config,
 )
 from prreid_lib.seeding import augment_generator, rng_state, seed_everything, set_rng_state
 
@@ -70,8 +71,14 @@ def plan_run(
     seed: int = 0,
     options: RecipeOptions | None = None,
 ) -> RunPlan:
-    """Resolve options and parts and compute the run key (:func:`prreid_lib.runs.run_key`)."""
+    """Resolve options and parts and compute the run key (:func:`prreid_lib.runs.run_key`).
+
+    Bad parameters raise :class:`~prreid_lib.recipes.TrainConfigError` (a
+    ``ValueError``) naming the field, before anything is written.
+    """
+    validate_train_config(cfg)
     options = options or recipe_options(cfg)
+    validate_train_config(cfg, options)
     parts = active_parts(cfg)
     if not cfg.use_global and not parts:
         raise ValueError("use_global=False needs at least one part with lambda_p > 0")

@@ -96,3 +96,82 @@ def test_cli_synth_read_only_target_is_one_line(tmp_path: Path, capsys, monkeypa
     line = _one_line(capsys.readouterr().err)
     assert str(tmp_path / "ro") in line and "Permission denied" in line
     assert "choose a writable folder" in line
+
+
+# ----------------------------------------------------------------- training parameters
+
+BAD_SETTINGS = [
+    ("epochs=-1", "epochs must be an integer >= 1"),
+    ("epochs=0", "epochs must be an integer >= 1"),
+    ("epochs=1.5", "epochs must be an integer >= 1"),
+    ("batch_size=0", "batch_size must be an integer >= 1"),
+    ("lr=abc", "lr must be a positive number, got 'abc'"),
+    ("lr=0", "lr must be a positive number"),
+    ("lr=NaN", "lr must be a positive number"),
+    ("lr_gamma=1.5", "lr_gamma must be a number in (0, 1]"),
+    ("lr_gamma=0", "lr_gamma must be a number in (0, 1]"),
+    ("lambda_p.window=-1", "lambda_p.window must be a number >= 0"),
+    ("lambda_p.window=abc", "lambda_p.window must be a number >= 0"),
+    ("lambda_p.wheel=1", "lambda_p.wheel must be a part among"),
+    ("input_size=50", "input_size must be an integer multiple of 32"),
+    ("input_size=0", "input_size must be an integer multiple of 32"),
+    ("momentum=-0.1", "momentum must be a number >= 0"),
+    ("weight_decay=-1", "weight_decay must be a number >= 0"),
+    ("feat_dim=0", "feat_dim must be an integer >= 1"),
+    ("use_global=yes", "use_global must be true or false"),
+    ("bnneck=1", "bnneck must be true or false"),
+    ("recipe=fancy", "recipe must be one of paper, strong"),
+    ("optimizer=rmsprop", "optimizer must be one of sgd, adam"),
+    ("scheduler=step", "scheduler must be one of exp, cosine"),
+    ("sampler=pq", "sampler must be one of random, pk"),
+    ("arch=vgg", "arch must be one of"),
+]
+
+
+@pytest.mark.parametrize(("item", "message"), BAD_SETTINGS)
+def test_overrides_refuse_bad_values(item: str, message: str) -> None:
+    from prreid_lib.config import TrainConfig
+    from prreid_lib.recipes import apply_overrides, recipe_options
+
+    cfg = TrainConfig()
+    with pytest.raises(ValueError) as exc:
+        apply_overrides(cfg, recipe_options(cfg), [item])
+    assert str(exc.value).startswith(f"--set {item}: {message}"), str(exc.value)
+
+
+def test_pk_sampler_needs_a_batch_of_at_least_k() -> None:
+    from prreid_lib.config import TrainConfig
+    from prreid_lib.recipes import apply_overrides, recipe_options
+
+    cfg = TrainConfig(recipe="strong", num_instances=4)
+    with pytest.raises(ValueError, match=r"--set batch_size=2: batch_size must be >= num_inst"):
+        apply_overrides(cfg, recipe_options(cfg), ["batch_size=2"])
+
+
+@pytest.mark.parametrize(("item", "message"), BAD_SETTINGS[:6])
+def test_cli_train_refuses_before_writing(tmp_path: Path, capsys, item, message) -> None:
+    out = tmp_path / "runs"
+    code = main(["train", "--profile", "smoke", "--output-dir", str(out), "--set", item])
+    assert code == 2
+    line = _one_line(capsys.readouterr().err)
+    assert line.startswith(f"prreid train: error: --set {item}: {message}")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [({"epochs": -1}, "epochs must be"), ({"batch_size": 0}, "batch_size must be")],
+)
+def test_train_reid_refuses_before_creating_the_run_folder(tmp_path: Path, change, message):
+    import dataclasses
+
+    import pandas as pd
+
+    from prreid_lib.config import TrainConfig
+    from prreid_lib.train import train_reid
+
+    cfg = dataclasses.replace(TrainConfig(input_size=32), **change)
+    frame = pd.DataFrame({"path": ["a.jpg"], "pid": [1]})
+    with pytest.raises(ValueError, match=message):
+        train_reid(cfg, frame, None, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
