@@ -19,13 +19,16 @@ one resumes, a missing one trains.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
+import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -127,14 +130,35 @@ def is_done(run_dir: str | Path) -> bool:
     return (Path(run_dir) / FINAL).is_file()
 
 
+def _atomic_write(path: Path, write: Any) -> None:
+    """Call ``write(handle)`` on a temporary file next to ``path``, fsync, rename over ``path``.
+
+    On failure (a full disk, a read-only folder) the temporary file is removed
+    and ``OSError`` names ``path`` and the fix; ``path`` keeps its old content.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise OSError(
+            err.errno,
+            f"cannot write {path} ({err.strerror or err}); free disk space or make the "
+            "folder writable, then run again",
+        ) from err
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to a temporary file next to ``path``, fsync, rename it over ``path``."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    _atomic_write(path, lambda handle: handle.write(data))
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -144,12 +168,9 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """``torch.save`` through a temporary file and a rename, so a kill never leaves half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as handle:
-        torch.save(obj, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    buffer = io.BytesIO()  # serialised first: torch reports a failed file write as RuntimeError
+    torch.save(obj, buffer)
+    _atomic_write(path, lambda handle: handle.write(buffer.getbuffer()))
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -157,9 +178,61 @@ def write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(_plain(obj), indent=2) + "\n")
 
 
+def _legacy_numpy_globals() -> list:
+    """numpy's array and scalar builders (data, not code): files written before plain saves."""
+    return [
+        np.zeros(0).__reduce__()[0],
+        np.float64(0).__reduce__()[0],
+        np.ndarray,
+        np.dtype,
+        *(type(np.dtype(code)) for code in "?bBhHiIlLqQefd"),
+    ]
+
+
+def _load_failure(err: BaseException) -> str:
+    if isinstance(err, EOFError):
+        return "the file is empty or cut short"
+    if isinstance(err, pickle.UnpicklingError) and "Weights only" in str(err):
+        return "it holds Python objects, not only tensors and plain data"
+    text = str(err).strip().splitlines()
+    return text[0][:120] if text else type(err).__name__
+
+
+def load_torch_file(path: str | Path, fix: str) -> Any:
+    """``torch.load(path, weights_only=True)``: tensors and plain data only, never code.
+
+    A file that holds other pickled objects, or is empty or damaged, raises
+    ``ValueError`` naming ``path``, the cause and ``fix``.
+    """
+    path = Path(path)
+    try:
+        with torch.serialization.safe_globals(_legacy_numpy_globals()):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # every way a foreign or damaged file fails to unpickle
+        raise ValueError(
+            f"{path} was not written by prreid or is damaged ({_load_failure(err)}); {fix}"
+        ) from None
+
+
 def load_info(run_dir: str | Path) -> dict[str, Any]:
-    """The ``final.json`` record of a finished run (key, config, final metrics, times)."""
-    return json.loads((Path(run_dir) / FINAL).read_text())
+    """The ``final.json`` record of a finished run (key, config, final metrics, times).
+
+    A damaged record raises ``ValueError`` naming the file and the fix.
+    """
+    path = Path(run_dir) / FINAL
+    try:
+        info = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        info, why = None, str(err)
+    else:
+        why = "not a JSON object"
+    if not isinstance(info, dict):
+        raise ValueError(
+            f"{path} is damaged ({why}); delete the run folder {Path(run_dir)} to retrain"
+        )
+    return info
 
 
 def load_trained(run_dir: str | Path, device: str | torch.device = "cpu") -> PartRegularizedReID:
@@ -174,11 +247,23 @@ def load_trained(run_dir: str | Path, device: str | torch.device = "cpu") -> Par
             f"{path} not found: {run_dir} is not a finished training run "
             "(train it with prreid_lib.train.train_reid or run_or_load)"
         )
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    model = PartRegularizedReID(**state["kwargs"])
-    model.load_state_dict(state["state_dict"])
+    fix = f"delete the run folder {Path(run_dir)} to retrain"
+    state = load_torch_file(path, fix)
+    needed = {"kwargs", "state_dict", "input_size", "pid_values"}
+    if not isinstance(state, dict) or not needed <= set(state):
+        raise ValueError(f"{path} was not written by prreid or is damaged (no model record); {fix}")
+    try:
+        model = PartRegularizedReID(**state["kwargs"])
+        model.load_state_dict(state["state_dict"])
+    except (TypeError, ValueError, RuntimeError) as err:
+        first = str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__
+        raise ValueError(
+            f"{path} was not written by prreid or is damaged ({first}); {fix}"
+        ) from None
     model.input_size = int(state["input_size"])
-    model.pid_values = state["pid_values"]
+    values = state["pid_values"]
+    values = values.numpy() if isinstance(values, torch.Tensor) else values
+    model.pid_values = np.asarray(values, dtype=np.int64)
     return model.to(device).eval()
 
 

@@ -100,7 +100,10 @@ def _read_checkpoint(out_dir: Path, key: str) -> dict | None:
     path = out_dir / runs.CHECKPOINT
     if not path.is_file():
         return None
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    fix = "delete it to restart the run from its first epoch"
+    ckpt = runs.load_torch_file(path, fix)
+    if not isinstance(ckpt, dict) or not {"key", "history", "model"} <= set(ckpt):
+        raise ValueError(f"{path} was not written by prreid or is damaged (no checkpoint); {fix}")
     if ckpt.get("key") != key:
         raise ValueError(
             f"{path} belongs to another run (key {str(ckpt.get('key'))[:12]}, this run "
@@ -337,7 +340,8 @@ def train_reid(
     if rank == 0:
         _write_history(out_dir, history)
         weights = {"kwargs": model.init_kwargs(), "state_dict": model.state_dict()}
-        extra = {"input_size": cfg.input_size, "pid_values": data.pid_values}
+        pid_values = [int(v) for v in data.pid_values]  # plain data: loads weights_only
+        extra = {"input_size": cfg.input_size, "pid_values": pid_values}
         runs.atomic_torch_save(weights | extra, out_dir / runs.MODEL)
         runs.write_json(out_dir / runs.FINAL, info)
     dist.barrier()

@@ -175,3 +175,142 @@ def test_train_reid_refuses_before_creating_the_run_folder(tmp_path: Path, chang
     with pytest.raises(ValueError, match=message):
         train_reid(cfg, frame, None, tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
+
+
+# ----------------------------------------------------------------- loading never runs code
+
+
+class _Payload:
+    """Stands for any pickled object (unpickling one may run code)."""
+
+
+def _tiny_run(tmp_path: Path) -> Path:
+    """A finished 1-epoch run on 8 tiny images (shared by the loading tests of a module)."""
+    import numpy as np
+    import pandas as pd
+    from PIL import Image
+
+    from prreid_lib.config import TrainConfig
+    from prreid_lib.train import train_reid
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(8):
+        path = tmp_path / "img" / f"{i}.jpg"
+        path.parent.mkdir(exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(path)
+        rows.append({"path": str(path), "pid": 10 + i // 4})
+    cfg = TrainConfig(input_size=32, feat_dim=8, epochs=1, batch_size=4, lambda_p={"window": 0.0})
+    run = tmp_path / "run"
+    train_reid(cfg, pd.DataFrame(rows), None, run, progress=False, cache_dir=tmp_path / "c")
+    return run
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    return _tiny_run(tmp_path_factory.mktemp("run"))
+
+
+def test_saved_files_load_weights_only(finished_run: Path) -> None:
+    import torch
+
+    from prreid_lib.runs import load_trained
+
+    for name in ("model.pt", "checkpoint.pt"):
+        torch.load(finished_run / name, map_location="cpu", weights_only=True)
+    model = load_trained(finished_run)
+    assert model.pid_values.tolist() == [10, 11]
+
+
+@pytest.mark.parametrize("name", ["model.pt", "checkpoint.pt"])
+@pytest.mark.parametrize("content", ["object", "empty", "garbage"])
+def test_foreign_or_damaged_torch_files_are_refused(finished_run, tmp_path, name, content):
+    import shutil
+
+    import torch
+
+    from prreid_lib.runs import load_trained
+
+    run = tmp_path / "copy"
+    shutil.copytree(finished_run, run)
+    if name == "checkpoint.pt":
+        (run / "final.json").unlink()  # unfinished: the next train_reid resumes
+    target = run / name
+    if content == "object":
+        torch.save({"key": "x", "history": [], "model": _Payload()}, target)
+    else:
+        target.write_bytes(b"" if content == "empty" else b"\x80\x02garbage")
+    with pytest.raises(ValueError) as exc:
+        if name == "model.pt":
+            load_trained(run)
+        else:
+            from prreid_lib.train import _read_checkpoint
+
+            _read_checkpoint(run, "key")
+    message = str(exc.value)
+    assert "\n" not in message and str(target) in message
+    assert "was not written by prreid or is damaged" in message
+    fix = "delete it to restart the run" if name == "checkpoint.pt" else "delete the run folder"
+    assert fix in message
+    assert target.exists()  # reported, not deleted
+
+
+@pytest.mark.parametrize("text", ["", "{not json", "[1, 2]", "\udcff"])
+def test_damaged_final_json_is_one_line(finished_run, tmp_path, text):
+    import shutil
+
+    from prreid_lib.runs import load_info
+
+    run = tmp_path / "copy"
+    shutil.copytree(finished_run, run)
+    (run / "final.json").write_bytes(text.encode("utf-8", "surrogateescape"))
+    with pytest.raises(ValueError) as exc:
+        load_info(run)
+    message = str(exc.value)
+    assert "\n" not in message and str(run / "final.json") in message
+    assert "delete the run folder" in message
+
+
+def test_model_files_with_numpy_arrays_still_load(finished_run, tmp_path):
+    import shutil
+
+    import numpy as np
+    import torch
+
+    from prreid_lib.runs import load_trained
+
+    run = tmp_path / "copy"
+    shutil.copytree(finished_run, run)
+    state = torch.load(run / "model.pt", weights_only=True)
+    torch.save(state | {"pid_values": np.array([10, 11])}, run / "model.pt")  # older format
+    assert load_trained(run).pid_values.tolist() == [10, 11]
+
+
+# ----------------------------------------------------------------- a full disk
+
+
+@pytest.mark.parametrize("how", ["bytes", "torch"])
+def test_full_disk_removes_the_temporary_file(tmp_path: Path, monkeypatch, how: str) -> None:
+    import os
+
+    import torch
+
+    from prreid_lib import runs
+
+    target = tmp_path / "checkpoint.pt"
+    target.write_bytes(b"previous")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(runs.os, "fsync", full)
+    with pytest.raises(OSError) as exc:
+        if how == "bytes":
+            runs.atomic_write_bytes(target, b"new")
+        else:
+            runs.atomic_torch_save({"w": torch.zeros(3)}, target)
+    message = str(exc.value)
+    assert exc.value.errno == errno.ENOSPC and str(target) in message
+    assert "free disk space" in message and "\n" not in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
+    assert target.read_bytes() == b"previous"

@@ -48,7 +48,9 @@ class _EpochBatches:
 
     def state_dict(self) -> dict[str, int]:
         """Everything needed to reproduce the batches: seed, epoch, rank, world size."""
-        return {"seed": self.seed, "epoch": self.epoch, "rank": self.rank, "world": self.world_size}
+        state = {"seed": self.seed, "epoch": self.epoch, "rank": self.rank}
+        state["world"] = self.world_size
+        return {k: int(v) for k, v in state.items()}  # plain ints: loads with weights_only
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         """Restore seed and epoch (rank and world size stay those of this process)."""
