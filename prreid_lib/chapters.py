@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from prreid_lib.errors import PrreidError
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 GENERATED_DIR = REPO_ROOT / "book" / "_generated"
@@ -35,13 +37,15 @@ class ChapterParameters:
     seed: int = 0
     device: str = "auto"
     output_dir: str = "runs"
+    data_seed: int = 0
 
     def as_dict(self) -> dict[str, object]:
-        """Parameters as papermill expects them."""
+        """Parameters as papermill expects them (``seed`` trains, ``data_seed`` makes SynthVeh)."""
         return {
             "profile": self.profile,
             "data_root": self.data_root,
             "seed": self.seed,
+            "data_seed": self.data_seed,
             "device": self.device,
             "output_dir": self.output_dir,
         }
@@ -119,7 +123,8 @@ def run_chapters(
 def build_book(root: Path = REPO_ROOT, strict: bool = True) -> Path:
     """Build the HTML book with Jupyter Book 1 (warnings are errors when ``strict``).
 
-    Returns the path of ``index.html``; raises ``RuntimeError`` with the build log's
+    Returns the path of ``index.html``; raises :class:`~prreid_lib.errors.PrreidError`
+    (a ``RuntimeError``) with the build log's
     tail when the build fails.
     """
     jb = Path(sys.executable).with_name("jupyter-book")
@@ -129,7 +134,7 @@ def build_book(root: Path = REPO_ROOT, strict: bool = True) -> Path:
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         log = (proc.stdout + proc.stderr)[-6000:]
-        raise RuntimeError(f"jupyter-book build of {root} failed:\n{log}")
+        raise PrreidError(f"jupyter-book build of {root} failed:\n{log}")
     return root / "_build" / "html" / "index.html"
 
 

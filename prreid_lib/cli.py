@@ -1,8 +1,10 @@
 """The ``prreid`` console script: ``synth``, ``train``, ``detect``, ``evaluate``, ``book``.
 
 Each sub-command is a thin wrapper over one library function; errors a user
-can fix (a wrong path, a bad profile name, a malformed file) are printed as one
-line naming the culprit, without a traceback, and exit with status 2.
+can fix (a wrong path, a bad profile name, a malformed file, an unknown option)
+are printed as one line naming the culprit, without a traceback, and exit with
+status 2; ``--debug`` (anywhere on the line) shows the traceback instead.
+``prreid --version`` prints the installed version.
 """
 
 from __future__ import annotations
@@ -11,11 +13,28 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 
 from prreid_lib.config import PROFILES, get_profile
+from prreid_lib.errors import PrreidError
 
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, RuntimeError)
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, PrreidError)
+"""Printed as one line: bad values and files (``ValueError``, data-set format errors),
+missing or unwritable paths and full disks (``OSError``), failures prreid explains
+itself (:class:`~prreid_lib.errors.PrreidError`). Other errors keep their traceback."""
+DELEGATES = ("train", "detect", "evaluate")
+"""Sub-commands whose own parser reads the rest of the line (and refuses unknown options)."""
+
+
+def version() -> str:
+    """The installed ``prreid`` distribution's version (else ``prreid_lib.__version__``)."""
+    try:
+        return metadata.version("prreid")
+    except metadata.PackageNotFoundError:
+        import prreid_lib
+
+        return getattr(prreid_lib, "__version__", "unknown")
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
@@ -57,7 +76,9 @@ def _cmd_book(args: argparse.Namespace) -> int:
     )
 
     output_dir = args.output_dir or str(Path("runs") / args.profile)
-    params = ChapterParameters(args.profile, args.data_root, args.seed, args.device, output_dir)
+    params = ChapterParameters(
+        args.profile, args.data_root, args.seed, args.device, output_dir, args.data_seed
+    )
     chapters = list_chapters()
     if args.chapters:
         chapters = [c for c in chapters if any(c.stem.startswith(k) for k in args.chapters)]
@@ -66,7 +87,7 @@ def _cmd_book(args: argparse.Namespace) -> int:
         from prreid_lib.data.synthetic import ensure_synthveh
 
         start = time.perf_counter()
-        root = ensure_synthveh(args.profile, seed=args.seed)
+        root = ensure_synthveh(args.profile, seed=args.data_seed)
         print(
             f"[data] SynthVeh {args.profile} at {root} ({time.perf_counter() - start:.1f} s)",
             flush=True,
@@ -101,6 +122,8 @@ def _cmd_archive(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``prreid`` console script."""
     parser = argparse.ArgumentParser(prog="prreid", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"prreid {version()}")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
     profiles = sorted(PROFILES)
 
@@ -119,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     book = sub.add_parser("book", help="execute every chapter with papermill and build the book")
     book.add_argument("--profile", choices=profiles, default="quick")
     book.add_argument("--data-root", default=None, help="real VeRi-776 / VehicleID folder")
-    book.add_argument("--seed", type=int, default=0)
+    book.add_argument("--seed", type=int, default=0, help="training seed")
+    book.add_argument("--data-seed", type=int, default=0, help="SynthVeh seed (the data set)")
     book.add_argument("--device", default="auto")
     book.add_argument("--output-dir", default=None, help="runs folder (default runs/<profile>)")
     book.add_argument("--chapters", nargs="*", help="only chapters starting so: 01 04")
@@ -137,8 +161,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``prreid`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
+    if rest and args.command not in DELEGATES:
+        print(
+            f"prreid {args.command}: error: unrecognized arguments: {' '.join(rest)} "
+            f"(see prreid {args.command} --help)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         if args.command == "synth":
             return _cmd_synth(args)
@@ -149,6 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         delegates = {"train": _cmd_train, "detect": _cmd_detect, "evaluate": _cmd_evaluate}
         return delegates[args.command](args, rest)
     except USER_ERRORS as err:
+        if debug:
+            raise
         print(f"prreid {args.command}: error: {err}", file=sys.stderr)
         return 2
 

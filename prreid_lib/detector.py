@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from prreid_lib.config import PART_NAMES, DetectorConfig
+from prreid_lib.errors import PrreidError
 from prreid_lib.yolo_env import configure_offline, fingerprint, prepare_dataset, training_precision
 
 __all__ = [
@@ -191,7 +192,7 @@ def train_detector(
         torch.set_num_threads(old_threads)
     seconds = time.perf_counter() - start
     if not weights.is_file():
-        raise RuntimeError(f"YOLO training in {run_dir} finished without {weights}; see its log")
+        raise PrreidError(f"YOLO training in {run_dir} finished without {weights}; see its log")
     info = {
         "seconds": seconds,
         "key": key,

@@ -27,6 +27,7 @@ import pandas as pd
 import yaml
 
 from prreid_lib.config import PART_NAMES
+from prreid_lib.errors import PrreidError
 
 __all__ = [
     "FONT_NAMES",
@@ -84,7 +85,7 @@ def configure_offline(config_dir: str | Path | None = None) -> Path:
     if already is not None:
         user_dir = Path(already.USER_CONFIG_DIR)
         if already.ONLINE:
-            raise RuntimeError(
+            raise PrreidError(
                 "ultralytics was imported before prreid_lib.yolo_env.configure_offline() and "
                 "believes it is online; set YOLO_OFFLINE=1 in the environment or import "
                 "prreid_lib.detector before ultralytics"

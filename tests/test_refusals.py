@@ -314,3 +314,65 @@ def test_full_disk_removes_the_temporary_file(tmp_path: Path, monkeypatch, how: 
     assert "free disk space" in message and "\n" not in message
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
     assert target.read_bytes() == b"previous"
+
+
+# ----------------------------------------------------------------- the command line
+
+
+@pytest.mark.parametrize(
+    ("argv", "unknown"),
+    [
+        (["synth", "--sead", "3", "--out", "OUT"], "--sead 3"),
+        (["book", "--no-bulid"], "--no-bulid"),
+        (["archive", "--profile", "smoke", "--bogus", "1"], "--bogus 1"),
+    ],
+)
+def test_cli_refuses_unknown_options(tmp_path, capsys, monkeypatch, argv, unknown) -> None:
+    monkeypatch.chdir(tmp_path)
+    argv = [str(tmp_path / "out") if a == "OUT" else a for a in argv]
+    assert main(argv) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert line.startswith(f"prreid {argv[0]}: error: unrecognized arguments: {unknown}")
+    assert list(tmp_path.iterdir()) == []  # nothing ran
+
+
+@pytest.mark.parametrize("command", ["train", "detect", "evaluate"])
+def test_delegated_commands_refuse_unknown_options(command, capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--run", "r", "--data-root", "d", "--bogus"])
+    assert exc.value.code == 2
+    (line,) = [x for x in capsys.readouterr().err.splitlines() if "error:" in x]
+    assert line.startswith(f"prreid {command}: error: unrecognized arguments:")
+    assert line.endswith("--bogus")
+
+
+def test_cli_version(capsys) -> None:
+    from prreid_lib.cli import version
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"prreid {version()}"
+    assert version()[0].isdigit()
+
+
+def test_cli_debug_shows_the_traceback(tmp_path: Path) -> None:
+    target = tmp_path / "file.txt"
+    target.write_text("x")
+    assert main(["synth", "--profile", "smoke", "--out", str(target)]) == 2
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        main(["synth", "--profile", "smoke", "--out", str(target), "--debug"])
+
+
+def test_library_runtime_errors_are_not_user_errors(monkeypatch) -> None:
+    from prreid_lib import cli
+    from prreid_lib.errors import PrreidError
+
+    assert RuntimeError not in cli.USER_ERRORS and PrreidError in cli.USER_ERRORS
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("CUDA error: device-side assert triggered")
+
+    monkeypatch.setattr("prreid_lib.data.synthetic.generate_synthveh", boom)
+    with pytest.raises(RuntimeError, match="device-side"):
+        main(["synth", "--profile", "smoke", "--out", "unused"])
