@@ -13,6 +13,7 @@ fix it; :func:`validate` raises on the first one or returns them all as a table.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -88,6 +89,10 @@ def _images_by_stem(images_dir: Path) -> dict[str, Path]:
     }
 
 
+def _finite_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _problem(file: Path, line: int | None, rule: str, found: str) -> dict[str, object]:
     return {"file": str(file), "line": line, "rule": rule, "found": found, "fix": RULES[rule]}
 
@@ -106,7 +111,10 @@ def _check_yolo_file(label: Path, image: Path, names: Sequence[str]) -> tuple[Ro
     w, h = image_size(image)
     boxes: Rows = []
     problems: list[dict] = []
-    for n, raw in enumerate(label.read_text().splitlines(), start=1):
+    text, problem = _decode_text(label)
+    if problem is not None:
+        return boxes, [problem]
+    for n, raw in enumerate(text.splitlines(), start=1):
         fields = raw.split()
         if not fields:
             continue
@@ -114,6 +122,10 @@ def _check_yolo_file(label: Path, image: Path, names: Sequence[str]) -> tuple[Ro
             cls, xc, yc, bw, bh = (float(v) for v in fields)
         except ValueError:
             problems.append(_problem(label, n, "malformed", repr(raw.strip())))
+            continue
+        if not all(math.isfinite(v) for v in (cls, xc, yc, bw, bh)):
+            found = f"{raw.strip()!r} (not a finite number)"
+            problems.append(_problem(label, n, "malformed", found))
             continue
         if cls != int(cls) or not 0 <= int(cls) < len(names):
             problems.append(_problem(label, n, "unknown_class", f"class {fields[0]}"))
@@ -126,6 +138,17 @@ def _check_yolo_file(label: Path, image: Path, names: Sequence[str]) -> tuple[Ro
             continue
         boxes.append((str(image), names[int(cls)], x1, y1, x2, y2, w, h))
     return boxes, problems
+
+
+def _decode_text(path: Path) -> tuple[str, dict | None]:
+    """The UTF-8 text of ``path``, or a "malformed" problem at the first undecodable byte."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig"), None
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        found = f"bytes that are not UTF-8 text (byte {err.start}: {data[err.start : err.end]!r})"
+        return "", _problem(path, line, "malformed", found)
 
 
 def _yolo_pairs(data: Path) -> list[tuple[Path, Path]]:
@@ -272,8 +295,11 @@ def write_coco(
 
 
 def _scan_coco(json_path: Path, image_root: Path, names: Sequence[str]) -> tuple[Rows, list[dict]]:
+    text, problem = _decode_text(json_path)
+    if problem is not None:
+        return [], [problem]
     try:
-        coco = json.loads(json_path.read_text())
+        coco = json.loads(text)
     except json.JSONDecodeError as err:
         return [], [_problem(json_path, err.lineno, "malformed", f"invalid JSON: {err.msg}")]
     cat_names = {c["id"]: c["name"] for c in coco.get("categories", [])}
@@ -295,7 +321,8 @@ def _scan_coco(json_path: Path, image_root: Path, names: Sequence[str]) -> tuple
         name = cat_names.get(a.get("category_id"))
         bbox = a.get("bbox")
         im = images.get(a.get("image_id"))
-        if im is None or not isinstance(bbox, list) or len(bbox) != 4:
+        numbers = isinstance(bbox, list) and all(_finite_number(v) for v in bbox)
+        if im is None or not numbers or len(bbox) != 4:
             problems.append(_problem(json_path, n, "malformed", f"{tag}: image_id or bbox invalid"))
         elif name not in names:
             problems.append(
@@ -360,7 +387,8 @@ def validate(
     ``labels`` is a YOLO ``data.yaml``, images folder or labels folder (then
     ``images_dir`` may name the images folder), or a COCO ``.json`` file (then
     ``images_dir`` is its image root, default the JSON's folder). Rules: a
-    malformed line, an unknown class, zero or negative size, a box outside the
+    malformed line (also a non-finite number or bytes that are not UTF-8
+    text), an unknown class, zero or negative size, a box outside the
     image, an image without label, a label without image. With
     ``raise_errors`` the first problem raises :class:`DatasetFormatError`
     naming file and line; otherwise all of them come back as a DataFrame with

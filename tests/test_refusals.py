@@ -376,3 +376,57 @@ def test_library_runtime_errors_are_not_user_errors(monkeypatch) -> None:
     monkeypatch.setattr("prreid_lib.data.synthetic.generate_synthveh", boom)
     with pytest.raises(RuntimeError, match="device-side"):
         main(["synth", "--profile", "smoke", "--out", "unused"])
+
+
+# ----------------------------------------------------------------- label files
+
+
+@pytest.fixture
+def one_label(tmp_path: Path) -> tuple[Path, Path]:
+    from PIL import Image
+
+    img, lab = tmp_path / "images" / "train", tmp_path / "labels" / "train"
+    img.mkdir(parents=True)
+    lab.mkdir(parents=True)
+    Image.new("RGB", (100, 50)).save(img / "a.jpg")
+    return img, lab / "a.txt"
+
+
+@pytest.mark.parametrize(
+    ("content", "found"),
+    [
+        (b"0 nan 0.5 0.2 0.2\n", "not a finite number"),
+        (b"0 0.5 inf 0.2 0.2\n", "not a finite number"),
+        (b"nan 0.5 0.5 0.2 0.2\n", "not a finite number"),
+        (b"inf 0.5 0.5 0.2 0.2\n", "not a finite number"),
+        (b"\xff\xfe 0.5 0.5 0.2 0.2\n", "not UTF-8 text"),
+    ],
+)
+def test_bad_numbers_and_bytes_in_labels_are_problems(one_label, content, found) -> None:
+    from prreid_lib import annotate
+    from prreid_lib.data.errors import DatasetFormatError
+
+    images, label = one_label
+    label.write_bytes(b"1 0.1 0.8 0.1 0.2\n" + content)
+    problems = annotate.validate(images, raise_errors=False)
+    assert problems["rule"].tolist() == ["malformed"]
+    assert problems["file"].iloc[0] == str(label) and problems["line"].iloc[0] == 2
+    assert found in problems["found"].iloc[0]
+    with pytest.raises(DatasetFormatError, match=r"a\.txt, line 2: ") as exc:
+        annotate.validate(images)
+    assert "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("bbox", ["[NaN, 1, 2, 3]", '["1", 1, 2, 3]', "[1, null, 2, 3]"])
+def test_bad_coco_boxes_are_problems(one_label, bbox) -> None:
+    from prreid_lib import annotate
+
+    images, _ = one_label
+    coco = images / "parts.json"
+    coco.write_text(
+        '{"images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 50}], '
+        '"categories": [{"id": 0, "name": "window"}], '
+        f'"annotations": [{{"id": 5, "image_id": 1, "category_id": 0, "bbox": {bbox}}}]}}'
+    )
+    problems = annotate.validate(coco, images, raise_errors=False)
+    assert problems["rule"].tolist() == ["malformed"] and problems["line"].tolist() == [1]
