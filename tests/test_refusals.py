@@ -430,3 +430,30 @@ def test_bad_coco_boxes_are_problems(one_label, bbox) -> None:
     )
     problems = annotate.validate(coco, images, raise_errors=False)
     assert problems["rule"].tolist() == ["malformed"] and problems["line"].tolist() == [1]
+
+
+# ----------------------------------------------------------------- broken images
+
+
+@pytest.mark.parametrize("damage", ["truncated", "text", "empty"])
+def test_broken_image_names_the_file(tmp_path: Path, damage: str) -> None:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from prreid_lib.data.dataset import decode_images
+
+    good, bad = tmp_path / "good.jpg", tmp_path / "bad.jpg"
+    rng = np.random.default_rng(0)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buf, "JPEG")
+    good.write_bytes(buf.getvalue())
+    data = {"truncated": buf.getvalue()[:400], "text": b"not an image\n", "empty": b""}
+    bad.write_bytes(data[damage])
+    with pytest.raises(ValueError) as exc:
+        decode_images([str(good), str(bad)], 32, cache_dir=tmp_path / "cache")
+    message = str(exc.value)
+    assert message.startswith(f"{bad}: ") and "\n" not in message
+    assert "regenerate the image or remove it from the list" in message
+    assert not (tmp_path / "cache").exists()  # nothing cached from a failed decode

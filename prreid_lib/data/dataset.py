@@ -25,6 +25,7 @@ import torch
 from PIL import Image
 
 from prreid_lib.config import PART_NAMES
+from prreid_lib.data.errors import DatasetFormatError
 
 CACHE_VERSION = "1"
 MAX_SLOTS = 2
@@ -52,12 +53,27 @@ def files_fingerprint(paths: Sequence[str]) -> str:
 
 
 def _decode(path: str, size: int) -> tuple[np.ndarray, tuple[int, int]]:
-    """One image -> (3, size, size) uint8 and its original (width, height)."""
-    with Image.open(path) as im:
-        original = im.size
-        im.draft("RGB", (size, size))  # JPEG: decode at a reduced scale when possible
-        rgb = im.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
-        return np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1), original
+    """One image -> (3, size, size) uint8 and its original (width, height).
+
+    A file that is not an image, or is cut short, raises
+    :class:`~prreid_lib.data.errors.DatasetFormatError` naming it.
+    """
+    try:
+        with Image.open(path) as im:
+            original = im.size
+            im.draft("RGB", (size, size))  # JPEG: decode at a reduced scale when possible
+            rgb = im.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+            return np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1), original
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, SyntaxError) as err:  # PIL's ways of saying "not decodable"
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DatasetFormatError(
+            path,
+            "an image file (JPEG or PNG) that decodes completely",
+            f"{reason[:160]}",
+            "regenerate the image or remove it from the list",
+        ) from None
 
 
 def decode_images(
