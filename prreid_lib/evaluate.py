@@ -11,6 +11,8 @@ the VeRi-776 image-to-image and image-to-track protocols.
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -109,7 +111,8 @@ def evaluate_veri(
 
     ``veri`` is a :class:`prreid_lib.data.veri776.VeRi776` (``query``,
     ``gallery``, ``tracks``); same-camera matches are junk. ``"track"`` is
-    left out when the data set has no ``test_track.txt``.
+    left out, with a warning naming the file, when the data set has no
+    ``test_track.txt`` (or the file lists no track).
     """
     q = image_features(model, veri.query, part_boxes, **feature_kwargs)
     g = image_features(model, veri.gallery, part_boxes, **feature_kwargs)
@@ -121,7 +124,15 @@ def evaluate_veri(
     )
     distmat = metrics.pairwise_distance(q, g, metric)
     out = {"image": metrics.evaluate_ranking(distmat, *ids, max_rank=max_rank)}
-    if len(veri.tracks):
+    if not len(veri.tracks):
+        track_file = Path(getattr(veri, "root", ".")) / "test_track.txt"
+        state = "lists no track" if track_file.is_file() else "not found"
+        warnings.warn(
+            f"{track_file} {state}: the image-to-track protocol (HIT@k) is left out; "
+            "fix: re-extract test_track.txt from the official VeRi-776 archive",
+            stacklevel=2,
+        )
+    else:
         q_pids, g_pids, q_cams, g_cams = ids
         out["track"] = metrics.evaluate_tracks(
             distmat, q_pids, q_cams, g_pids, g_cams, veri.tracks, max_rank=max_rank
@@ -152,7 +163,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"CMC@5 {res.cmc_mean[4]:.4f} mAP {res.mAP_mean:.4f} ({args.n_trials} trials)"
         )
     else:
-        res = evaluate_veri(model, load_veri776(args.data_root), metric=args.metric)
+        from prreid_lib.data.veri776 import missing_file_notes
+
+        veri = load_veri776(args.data_root)
+        for note in missing_file_notes(veri):
+            print(f"prreid evaluate: warning: {note}", file=sys.stderr)
+        with warnings.catch_warnings():  # the missing track file is reported above
+            warnings.filterwarnings("ignore", message=".*image-to-track protocol")
+            res = evaluate_veri(model, veri, metric=args.metric)
         for name, r in res.items():
             s = r.summary()
             print(

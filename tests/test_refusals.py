@@ -457,3 +457,64 @@ def test_broken_image_names_the_file(tmp_path: Path, damage: str) -> None:
     assert message.startswith(f"{bad}: ") and "\n" not in message
     assert "regenerate the image or remove it from the list" in message
     assert not (tmp_path / "cache").exists()  # nothing cached from a failed decode
+
+
+# ----------------------------------------------------------------- VeRi-776 optional files
+
+
+@pytest.fixture
+def veri_without_optional_files(tmp_path: Path) -> Path:
+    from tests.test_loaders import make_veri
+
+    root = make_veri(tmp_path / "VeRi")
+    for name in ("test_track.txt", "gt_index.txt", "jk_index.txt"):
+        (root / name).unlink()
+    return root
+
+
+def _fake_features(monkeypatch) -> None:
+    import torch
+
+    from prreid_lib import evaluate
+
+    def features(model, frame, *args, **kwargs):
+        return torch.randn(len(frame), 4, generator=torch.Generator().manual_seed(len(frame)))
+
+    monkeypatch.setattr(evaluate, "image_features", features)
+
+
+def test_missing_track_file_is_a_warning_naming_it(veri_without_optional_files, monkeypatch):
+    from prreid_lib.data import load_veri776
+    from prreid_lib.data.veri776 import missing_file_notes
+    from prreid_lib.evaluate import evaluate_veri
+
+    root = veri_without_optional_files.resolve()
+    veri = load_veri776(root)
+    assert veri.missing == ("test_track.txt", "gt_index.txt", "jk_index.txt")
+    notes = missing_file_notes(veri)
+    assert [n.split(" not found")[0] for n in notes] == [str(root / f) for f in veri.missing]
+    _fake_features(monkeypatch)
+    with pytest.warns(UserWarning, match=r"test_track\.txt not found: the image-to-track"):
+        result = evaluate_veri(None, veri)
+    assert set(result) == {"image"}
+
+
+def test_cli_evaluate_names_missing_veri_files(veri_without_optional_files, monkeypatch, capsys):
+    import warnings
+
+    from prreid_lib import runs
+
+    _fake_features(monkeypatch)
+    monkeypatch.setattr(runs, "load_trained", lambda *a, **k: None)
+    root = veri_without_optional_files.resolve()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the CLI says it in its own lines, not a warning
+        code = main(["evaluate", "--run", "r", "--data-root", str(root), "--dataset", "veri776"])
+    assert code == 0
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert [line.split(" not found")[0] for line in lines] == [
+        f"prreid evaluate: warning: {root / name}"
+        for name in ("test_track.txt", "gt_index.txt", "jk_index.txt")
+    ]
+    assert "VeRi-776 image:" in captured.out and "VeRi-776 track" not in captured.out

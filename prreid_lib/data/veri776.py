@@ -67,7 +67,9 @@ class VeRi776:
     ``test_track.txt`` (empty without the file); ``gt_index`` / ``junk_index``
     the 0-based gallery indices of ``gt_index.txt`` / ``jk_index.txt`` (None
     without the files); ``index_mismatches`` the queries where those files
-    disagree with the pid/camera rule (empty when they agree).
+    disagree with the pid/camera rule (empty when they agree); ``missing``
+    the optional files (``test_track.txt``, ``gt_index.txt``, ``jk_index.txt``)
+    the folder lacks, see :func:`missing_file_notes`.
     """
 
     root: Path
@@ -78,6 +80,23 @@ class VeRi776:
     gt_index: list[np.ndarray] | None = None
     junk_index: list[np.ndarray] | None = None
     index_mismatches: pd.DataFrame = field(default_factory=pd.DataFrame)
+    missing: tuple[str, ...] = ()
+
+
+OPTIONAL_FILES: dict[str, str] = {
+    "test_track.txt": "the image-to-track protocol (HIT@k) is left out",
+    "gt_index.txt": "the pid/camera rule is not checked against the official true matches",
+    "jk_index.txt": "the pid/camera rule is not checked against the official junk lists",
+}
+"""Optional VeRi-776 files and what is lost without each."""
+
+
+def missing_file_notes(veri: VeRi776) -> list[str]:
+    """One line per optional file ``veri`` lacks: the path, what is lost, the fix."""
+    return [
+        f"{veri.root / name} not found: {OPTIONAL_FILES[name]}; fix: {_FIX_ARCHIVE.format(name)}"
+        for name in veri.missing
+    ]
 
 
 def read_veri_labels(path: str | Path) -> dict[str, dict[str, int | None]]:
@@ -388,4 +407,5 @@ def load_veri776(root: str | Path, check_images: bool = True) -> VeRi776:
         gt_index=files.get("gt"),
         junk_index=files.get("junk"),
         index_mismatches=mismatches,
+        missing=tuple(name for name in OPTIONAL_FILES if not (base / name).is_file()),
     )
