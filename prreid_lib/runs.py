@@ -195,7 +195,7 @@ def _load_failure(err: BaseException) -> str:
     if isinstance(err, pickle.UnpicklingError) and "Weights only" in str(err):
         return "it holds Python objects, not only tensors and plain data"
     text = str(err).strip().splitlines()
-    return text[0][:120] if text else type(err).__name__
+    return text[0].split(". ")[0][:120] if text else type(err).__name__
 
 
 def load_torch_file(path: str | Path, fix: str) -> Any:
