@@ -1,4 +1,4 @@
-"""The ``prreid`` console script: ``synth``, ``train``, ``detect``, ``evaluate``, ``book``.
+"""The ``prreid`` console script: synth, train, detect, evaluate, extract, export, book, archive.
 
 Each sub-command is a thin wrapper over one library function; errors a user
 can fix (a wrong path, a bad profile name, a malformed file, an unknown option)
@@ -23,7 +23,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, PrreidError
 """Printed as one line: bad values and files (``ValueError``, data-set format errors),
 missing or unwritable paths and full disks (``OSError``), failures prreid explains
 itself (:class:`~prreid_lib.errors.PrreidError`). Other errors keep their traceback."""
-DELEGATES = ("train", "detect", "evaluate")
+DELEGATES = ("train", "detect", "evaluate", "extract", "export")
 """Sub-commands whose own parser reads the rest of the line (and refuses unknown options)."""
 
 
@@ -65,6 +65,18 @@ def _cmd_evaluate(args: argparse.Namespace, rest: list[str]) -> int:
     from prreid_lib import evaluate
 
     return int(evaluate.main(rest) or 0)
+
+
+def _cmd_extract(args: argparse.Namespace, rest: list[str]) -> int:
+    from prreid_lib import extract
+
+    return int(extract.main(rest) or 0)
+
+
+def _cmd_export(args: argparse.Namespace, rest: list[str]) -> int:
+    from prreid_lib import export
+
+    return int(export.main(rest) or 0)
 
 
 def _cmd_book(args: argparse.Namespace) -> int:
@@ -136,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("train", "train one re-id model (see `prreid train --help`)"),
         ("detect", "train the YOLO part detector / predict part boxes"),
         ("evaluate", "evaluate a trained run on a protocol"),
+        ("extract", "features of a folder of images: FEATS.npy + FEATS.csv (see --help)"),
+        ("export", "a run's test-time model as ONNX or TorchScript (see --help)"),
     ):
         sub.add_parser(name, help=text, add_help=False)
 
@@ -179,7 +193,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_book(args)
         if args.command == "archive":
             return _cmd_archive(args)
-        delegates = {"train": _cmd_train, "detect": _cmd_detect, "evaluate": _cmd_evaluate}
+        delegates = {
+            "train": _cmd_train,
+            "detect": _cmd_detect,
+            "evaluate": _cmd_evaluate,
+            "extract": _cmd_extract,
+            "export": _cmd_export,
+        }
         return delegates[args.command](args, rest)
     except USER_ERRORS as err:
         if debug:

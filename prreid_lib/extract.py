@@ -1,0 +1,178 @@
+"""Features of a folder of images with a trained run (``prreid extract``).
+
+:func:`extract_folder` finds every image under a folder (recursively; ``.jpg``,
+``.jpeg``, ``.png``, ``.bmp`` in any case), decodes it as the evaluation does
+(grey, palette and RGBA images converted to RGB, resized bilinearly to the
+run's training size) and passes it through the test-time model: the global
+feature, as :func:`prreid_lib.evaluate.image_features` gives it. Images are
+decoded batch by batch, so memory stays at one batch whatever the folder's
+size. :func:`write_features` stores the result as ``FEATS.npy`` (N x D
+float32) and ``FEATS.csv`` (a ``path`` column in the same row order).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from prreid_lib import distributed
+from prreid_lib.data.dataset import _decode
+from prreid_lib.data.errors import DatasetFormatError
+from prreid_lib.model import PartRegularizedReID, extract_features
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+"""File endings read as images (compared case-insensitively)."""
+
+__all__ = ["IMAGE_SUFFIXES", "extract_folder", "list_images", "load_run_model", "write_features"]
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Every image file under ``folder`` (recursive), sorted by path.
+
+    A missing folder raises ``FileNotFoundError``, a folder without images
+    ``ValueError``; both name the folder and the fix.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"image folder {folder} not found (or not a folder); pass a folder of images"
+        )
+    found = sorted(
+        p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+    )
+    if not found:
+        raise ValueError(
+            f"no images ({', '.join(s[1:] for s in IMAGE_SUFFIXES)}) under {folder}; "
+            "pass a folder that holds vehicle images (subfolders are searched too)"
+        )
+    return found
+
+
+def load_run_model(run_dir: str | Path, device: str | torch.device = "cpu") -> PartRegularizedReID:
+    """A finished run's model (:func:`prreid_lib.runs.load_trained`) with a global feature.
+
+    A parts-only model (``use_global=False``) needs part boxes for its
+    descriptor and is refused with ``ValueError``.
+    """
+    from prreid_lib.runs import load_trained
+
+    model = load_trained(run_dir, device)
+    if not model.use_global:
+        raise ValueError(
+            f"{run_dir} is a parts-only model: its descriptor needs part boxes of every image; "
+            "use prreid_lib.evaluate.image_features with part_boxes, or a run with a global branch"
+        )
+    return model
+
+
+def _read(path: str, size: int, folder: str | Path) -> np.ndarray:
+    """One image as (3, size, size) uint8, decoded as the evaluation decodes it."""
+    try:
+        return _decode(path, size)[0]
+    except DatasetFormatError as err:
+        fix = f"replace the file or move it out of {folder}"
+        raise DatasetFormatError(err.path, err.expected, err.found, fix) from None
+
+
+def extract_folder(
+    run_dir: str | Path,
+    folder: str | Path,
+    device: str | torch.device = "auto",
+    batch_size: int = 64,
+    *,
+    progress: bool = True,
+    workers: int = 4,
+) -> tuple[np.ndarray, list[str]]:
+    """Test-time features (N, D) float32 of every image under ``folder``, and their paths.
+
+    ``run_dir`` is a finished run (holds ``model.pt``); ``device`` "auto"
+    picks CUDA when available. Images are decoded ``batch_size`` at a time
+    (``workers`` threads) and passed through
+    :func:`prreid_lib.model.extract_features`, so row ``i`` equals
+    ``image_features(model, frame)`` for the same file. ``progress`` shows a
+    tqdm bar on stderr. An unreadable image raises
+    :class:`~prreid_lib.data.errors.DatasetFormatError` naming it.
+    """
+    from tqdm import tqdm
+
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+    paths = list_images(folder)
+    dev = distributed.local_device(device) if isinstance(device, str) else torch.device(device)
+    model = load_run_model(run_dir, dev)
+    size = int(model.input_size)
+    feats = []
+    with (
+        ThreadPoolExecutor(max_workers=max(1, workers)) as pool,
+        tqdm(total=len(paths), desc="extract", unit="img", disable=not progress) as bar,
+    ):
+        for start in range(0, len(paths), int(batch_size)):
+            chunk = [str(p) for p in paths[start : start + int(batch_size)]]
+            arrays = list(pool.map(lambda p: _read(p, size, folder), chunk))
+            images = torch.from_numpy(np.stack(arrays))
+            feats.append(extract_features(model, images, batch_size=len(chunk), device=dev))
+            bar.update(len(chunk))
+    out = torch.cat(feats).numpy().astype(np.float32, copy=False)
+    return out, [str(p) for p in paths]
+
+
+def feature_files(out: str | Path) -> tuple[Path, Path]:
+    """``(FEATS.npy, FEATS.csv)`` for ``out`` (``.npy`` appended when missing)."""
+    out = Path(out)
+    npy = out if out.suffix == ".npy" else out.with_name(out.name + ".npy")
+    return npy, npy.with_suffix(".csv")
+
+
+def write_features(
+    out: str | Path, features: np.ndarray, paths: Sequence[str]
+) -> tuple[Path, Path]:
+    """Write ``features`` to ``FEATS.npy`` and the paths to ``FEATS.csv`` (atomically)."""
+    import io
+
+    from prreid_lib.runs import atomic_write_bytes, atomic_write_text
+
+    if len(features) != len(paths):
+        raise ValueError(f"{len(features)} feature rows for {len(paths)} paths")
+    npy, csv = feature_files(out)
+    npy.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(features, dtype=np.float32))
+    atomic_write_bytes(npy, buffer.getvalue())
+    atomic_write_text(csv, pd.DataFrame({"path": list(paths)}).to_csv(index=False))
+    return npy, csv
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``prreid extract --run RUN --images FOLDER --out FEATS.npy``."""
+    parser = argparse.ArgumentParser(
+        prog="prreid extract",
+        description="Test-time features of every image under a folder. Writes FEATS.npy "
+        "(N x D float32) and FEATS.csv (column path, same row order) next to it.",
+    )
+    parser.add_argument("--run", required=True, help="a finished run folder (holds model.pt)")
+    parser.add_argument(
+        "--images", required=True, help="folder of images (recursive; jpg, jpeg, png, bmp)"
+    )
+    parser.add_argument(
+        "--out", required=True, help="FEATS.npy to write; FEATS.csv (paths) goes beside it"
+    )
+    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    args = parser.parse_args(argv)
+    feats, paths = extract_folder(
+        args.run, args.images, args.device, args.batch_size, progress=not args.no_progress
+    )
+    npy, csv = write_features(args.out, feats, paths)
+    print(f"{feats.shape[0]} images x {feats.shape[1]} features written to {npy} and {csv}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,146 @@
+"""Practitioner's tools on a tiny run: extract a folder's features, export ONNX / TorchScript."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from prreid_lib.cli import main
+from prreid_lib.runs import load_trained, run_or_load
+from tests.test_train import TINY, make_tiny_vehicleid
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("toolkit")
+    frame, boxes = make_tiny_vehicleid(root / "VehicleID")
+    result = run_or_load(TINY, frame, boxes, root / "runs", progress=False, cache_dir=root / "c")
+    return result.run_dir
+
+
+@pytest.fixture()
+def image_folder(tmp_path) -> Path:
+    """Images of every accepted kind, in a nested folder, plus files that are not images."""
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "images"
+    (folder / "sub" / "deeper").mkdir(parents=True)
+    rgb = lambda: rng.integers(0, 256, (37, 45, 3), dtype=np.uint8)  # noqa: E731
+    Image.fromarray(rgb()).save(folder / "a.jpg")
+    Image.fromarray(rgb()).save(folder / "sub" / "B.PNG")
+    Image.fromarray(rgb()[..., 0]).save(folder / "sub" / "grey.png")  # mode L
+    rgba = np.concatenate([rgb(), np.full((37, 45, 1), 128, np.uint8)], axis=2)
+    Image.fromarray(rgba).save(folder / "sub" / "deeper" / "alpha.png")  # mode RGBA
+    Image.fromarray(rgb()).save(folder / "sub" / "deeper" / "c.bmp")
+    Image.fromarray(rgb()).save(folder / "sub" / "d.JPEG", format="JPEG")
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+def test_extract_folder_matches_image_features(tiny_run, image_folder, tmp_path):
+    from prreid_lib.evaluate import image_features
+    from prreid_lib.extract import extract_folder
+
+    feats, paths = extract_folder(tiny_run, image_folder, "cpu", batch_size=4, progress=False)
+    names = [Path(p).relative_to(image_folder).as_posix() for p in paths]
+    assert names == sorted(names) and len(names) == 6 and "notes.txt" not in names
+    assert feats.dtype == np.float32 and feats.shape == (6, TINY.feat_dim)
+    model = load_trained(tiny_run)
+    frame = pd.DataFrame({"path": paths, "pid": 0})
+    expected = image_features(model, frame, cache_dir=tmp_path / "cache").numpy()
+    np.testing.assert_allclose(feats, expected, atol=1e-5, rtol=0)
+    again, _ = extract_folder(tiny_run, image_folder, "auto", batch_size=64, progress=False)
+    np.testing.assert_allclose(again, feats, atol=1e-5, rtol=0)  # batching does not matter
+
+
+def test_cli_extract_writes_features_and_paths(tiny_run, image_folder, tmp_path, capsys):
+    out = tmp_path / "out" / "feats.npy"
+    code = main(["extract", "--run", str(tiny_run), "--images", str(image_folder)]
+                + ["--out", str(out), "--batch-size", "2", "--device", "cpu"])  # fmt: skip
+    assert code == 0
+    feats = np.load(out)
+    table = pd.read_csv(out.with_suffix(".csv"))
+    assert feats.shape == (6, TINY.feat_dim) and list(table.columns) == ["path"]
+    assert table["path"].tolist() == sorted(table["path"]) and len(table) == 6
+    captured = capsys.readouterr()
+    assert "written to" in captured.out and "extract" in captured.err  # the bar is on stderr
+
+
+@pytest.mark.parametrize("problem", ["missing run", "empty folder", "bad image", "no folder"])
+def test_cli_extract_errors_are_one_line(tiny_run, tmp_path, capsys, problem):
+    run, folder = tiny_run, tmp_path / "images"
+    folder.mkdir()
+    Image.new("RGB", (20, 20)).save(folder / "ok.png")
+    if problem == "missing run":
+        run = tmp_path / "no-run"
+        culprit = str(run)
+    elif problem == "empty folder":
+        (folder / "ok.png").unlink()
+        culprit = str(folder)
+    elif problem == "no folder":
+        folder = culprit = tmp_path / "nowhere"
+        culprit = str(folder)
+    else:
+        (folder / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg at all")
+        culprit = str(folder / "broken.jpg")
+    code = main(["extract", "--run", str(run), "--images", str(folder)]
+                + ["--out", str(tmp_path / "f.npy"), "--no-progress"])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "Traceback" not in err
+    assert len(err.splitlines()) == 1 and culprit in err
+    assert not (tmp_path / "f.npy").exists()
+
+
+def test_onnx_export_matches_torch(tiny_run, tmp_path, capsys):
+    ort = pytest.importorskip("onnxruntime")
+    from prreid_lib.export import FeatureGraph
+    from prreid_lib.model import extract_features
+
+    out = tmp_path / "model.onnx"
+    code = main(["export", "--run", str(tiny_run), "--format", "onnx", "--out", str(out)])
+    assert code == 0 and out.is_file() and "written to" in capsys.readouterr().out
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    meta = session.get_modelmeta().custom_metadata_map
+    assert meta["input_size"] == "32" and meta["input_range"] == "[0, 1]"
+    assert json.loads(meta["normalization_mean"]) == [0.485, 0.456, 0.406]
+    assert json.loads(meta["normalization_std"]) == [0.229, 0.224, 0.225]
+    model = load_trained(tiny_run)
+    graph = FeatureGraph(model)
+    for batch in (3, 1):  # dynamic batch axis
+        x = torch.rand(batch, 3, 32, 32, generator=torch.Generator().manual_seed(batch))
+        (got,) = session.run(None, {"images": x.numpy()})
+        with torch.no_grad():
+            want = graph(x).numpy()
+        assert got.shape == (batch, TINY.feat_dim)
+        assert np.abs(got - want).max() < 1e-4
+    pixels = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+    (got,) = session.run(None, {"images": (pixels.float() / 255).numpy()})
+    assert np.abs(got - extract_features(model, pixels).numpy()).max() < 1e-4
+
+
+def test_torchscript_export_matches_torch(tiny_run, tmp_path):
+    from prreid_lib.export import EXTRA_FILE, FeatureGraph, export_run
+
+    out, meta = export_run(tiny_run, tmp_path / "model.pt", "torchscript")
+    extra = {EXTRA_FILE: ""}
+    loaded = torch.jit.load(str(out), _extra_files=extra)
+    assert json.loads(extra[EXTRA_FILE]) == meta and meta["input_size"] == "32"
+    graph = FeatureGraph(load_trained(tiny_run))
+    for batch in (5, 1):
+        x = torch.rand(batch, 3, 32, 32, generator=torch.Generator().manual_seed(batch))
+        with torch.no_grad():
+            assert (loaded(x) - graph(x)).abs().max().item() < 1e-4
+
+
+def test_export_refuses_unknown_format_and_missing_run(tiny_run, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["export", "--run", str(tiny_run), "--format", "tflite", "--out", "x"])
+    missing = tmp_path / "no-run"
+    assert main(["export", "--run", str(missing), "--out", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert str(missing) in err.splitlines()[-1] and "Traceback" not in err
