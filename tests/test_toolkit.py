@@ -24,6 +24,11 @@ def tiny_run(tmp_path_factory) -> Path:
     return result.run_dir
 
 
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("PRREID_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
 @pytest.fixture()
 def image_folder(tmp_path) -> Path:
     """Images of every accepted kind, in a nested folder, plus files that are not images."""
@@ -144,3 +149,52 @@ def test_export_refuses_unknown_format_and_missing_run(tiny_run, tmp_path, capsy
     assert main(["export", "--run", str(missing), "--out", str(tmp_path / "m.onnx")]) == 2
     err = capsys.readouterr().err
     assert str(missing) in err.splitlines()[-1] and "Traceback" not in err
+
+
+def test_cli_evaluate_rerank_and_json(tiny_run, capsys, tmp_path):
+    data_root = tiny_run.parents[1] / "VehicleID"
+    base = ["evaluate", "--run", str(tiny_run), "--data-root", str(data_root), "--n-trials", "2"]
+    plain_json, same_json, rr_json = (tmp_path / f"{n}.json" for n in ("plain", "same", "rr"))
+    assert main([*base, "--out", str(plain_json)]) == 0
+    printed = capsys.readouterr().out
+    plain = json.loads(plain_json.read_text())
+    figures = plain["results"]["vehicleid"]
+    assert f"CMC@1 {figures['cmc1']:.4f}" in printed and f"mAP {figures['mAP']:.4f}" in printed
+    assert f"CMC@5 {figures['cmc5']:.4f}" in printed and plain["rerank"] is None
+    assert plain["n_trials"] == 2 and plain["dataset"] == "vehicleid"
+    # lambda 1 keeps only the (row-scaled) original distance: the same ranking
+    rerank = ["--rerank", "--k1", "4", "--k2", "2", "--lambda-value", "1"]
+    assert main([*base, *rerank, "--out", str(same_json)]) == 0
+    same = json.loads(same_json.read_text())
+    assert same["rerank"] == {"k1": 4, "k2": 2, "lambda_value": 1.0}
+    for key in ("cmc1", "cmc5", "mAP"):
+        assert same["results"]["vehicleid"][key] == pytest.approx(figures[key], abs=1e-9)
+    assert "re-ranked k1 4 k2 2 lambda 1" in capsys.readouterr().out
+    rerank[-1] = "0.3"
+    assert main([*base, *rerank, "--device", "cpu", "--out", str(rr_json)]) == 0
+    assert 0 <= json.loads(rr_json.read_text())["results"]["vehicleid"]["mAP"] <= 1
+
+
+def test_evaluate_veri_rerank_uses_reranked_distances(monkeypatch):
+    from types import SimpleNamespace
+
+    from prreid_lib import evaluate, metrics
+
+    feats = torch.tensor([[0.0, 0], [1, 0], [0, 1], [0.1, 0], [1, 0.1], [0, 1.2], [3, 3]])
+    monkeypatch.setattr(evaluate, "image_features", lambda m, frame, *a, **k: feats[frame.index])
+    query = pd.DataFrame({"pid": [1, 2, 3], "camid": [0, 0, 0]}, index=[0, 1, 2])
+    gallery = pd.DataFrame({"pid": [1, 2, 3, 4], "camid": [1, 1, 1, 1]}, index=[3, 4, 5, 6])
+    veri = SimpleNamespace(query=query, gallery=gallery, tracks=[[0], [1], [2], [3]])
+    calls = []
+    real = metrics.reranked_distance
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(metrics, "reranked_distance", spy)
+    plain = evaluate.evaluate_veri(None, veri)
+    ranked = evaluate.evaluate_veri(None, veri, rerank={"k1": 2, "k2": 1, "lambda_value": 0.5})
+    assert calls == [{"k1": 2, "k2": 1, "lambda_value": 0.5}]
+    assert set(ranked) == {"image", "track"} and plain["image"].mAP == pytest.approx(1.0)
+    assert 0 < ranked["image"].mAP <= 1
