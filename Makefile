@@ -23,10 +23,10 @@ test: install mathjax chromium
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[book,dev,export]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[book,dev,export]'
 	$(PY) -m pip install --quiet --no-deps fastreid==1.4.0  # evaluator used as a test reference only
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (prreid)" >/dev/null
 	touch $@
