@@ -287,10 +287,13 @@ def run_or_load(
     name: str | None = None,
     options: Any = None,
     cache_dir: str | Path | None = None,
+    on_epoch_end: Any = None,
+    log: Any = None,
 ) -> TrainResult:
     """Reuse the finished run of this (config, options, data, seed) under ``root``, or train it.
 
-    Arguments as :func:`prreid_lib.train.train_reid`; the run lives in
+    Arguments as :func:`prreid_lib.train.train_reid` (``on_epoch_end`` and
+    ``log`` see only the epochs trained now); the run lives in
     ``run_dir_for(root, key, name)``. A finished run with the same key under
     another name (the same model trained by another chapter under its own
     label) is reused as it is. An interrupted run resumes from its last
@@ -312,6 +315,8 @@ def run_or_load(
         progress=progress,
         options=plan.options,
         cache_dir=cache_dir,
+        on_epoch_end=on_epoch_end,
+        log=log,
     )
 
 

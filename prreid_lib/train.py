@@ -31,6 +31,7 @@ from prreid_lib.config import TrainConfig
 from prreid_lib.data.dataset import ReIDImageSet, default_cache_dir
 from prreid_lib.data.sampler import PKSampler, RandomBatchSampler
 from prreid_lib.data.transforms import AugmentConfig, augment_batch, boxes_to_masks
+from prreid_lib.errors import PrreidError
 from prreid_lib.losses import ReIDLoss
 from prreid_lib.model import PartRegularizedReID
 from prreid_lib.precision import autocast_dtype, float32_outputs
@@ -48,6 +49,7 @@ __all__ = [
     "RecipeOptions",
     "RunPlan",
     "apply_overrides",
+    "epoch_line",
     "main",
     "plan_run",
     "recipe_options",
@@ -242,6 +244,7 @@ class _Trainer:
             if progress:
                 bar.set_postfix(loss=f"{float(step_sums[0] / step_sums[4]):.3f}", lr=f"{lr:.2e}")
         total = dist.all_reduce_sum(sums).cpu().tolist()
+        self.epoch_images = total[4]  # images of this epoch over all ranks
         n = max(total[4], 1.0)
         row = {
             "epoch": epoch + 1,
@@ -268,6 +271,7 @@ def train_reid(
     options: RecipeOptions | None = None,
     cache_dir: str | Path | None = None,
     on_epoch_end: Callable[[dict[str, float]], None] | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> runs.TrainResult:
     """Train a re-id model with the loss of Eq. 3 on ``train_df`` (``path``, ``pid``).
 
@@ -280,7 +284,10 @@ def train_reid(
     :func:`~prreid_lib.data.dataset.default_cache_dir`). Returns a
     :class:`~prreid_lib.runs.TrainResult` (history, model, run folder).
     ``on_epoch_end(row)`` is called on rank 0 after each epoch's checkpoint
-    (e.g. to plot live curves).
+    (e.g. to plot live curves). Rank 0 reports each epoch in one line
+    (:func:`epoch_line`: losses, training accuracy, learning rate, images/s,
+    elapsed time): to ``log(line)`` when given, else printed when
+    ``progress`` is on.
     """
     out_dir = Path(out_dir)
     plan = plan_run(cfg, train_df, part_boxes, seed, options)
@@ -320,6 +327,11 @@ def train_reid(
             _write_history(out_dir, history)
             if on_epoch_end is not None:
                 on_epoch_end(dict(row))
+            if log is not None or progress:
+                speed = trainer.epoch_images / max(row["seconds"], 1e-9)
+                elapsed = sum(r["seconds"] for r in history)
+                line = epoch_line(row, cfg.epochs, speed, elapsed)
+                (log or _print_line)(line)
         dist.barrier()
     model, frame = trainer.model, pd.DataFrame(history)
     info = {
@@ -347,6 +359,35 @@ def train_reid(
     dist.barrier()
     model.input_size, model.pid_values = cfg.input_size, data.pid_values
     return runs.TrainResult(out_dir, plan.key, frame, model.eval(), out_dir / runs.CHECKPOINT, info)
+
+
+def epoch_line(row: dict[str, float], epochs: int, images_per_s: float, elapsed: float) -> str:
+    """One line for an epoch's ``row``: losses, training accuracies, lr, images/s, elapsed."""
+    parts = [f"epoch {int(row['epoch'])}/{epochs}"]
+    losses = ["loss", "global_ce", "triplet"] + [k for k in row if k.startswith("ce_")]
+    parts += [f"{k} {row[k]:.4f}" for k in losses if k in row]
+    accs = [k for k in row if k == "global_acc" or k.startswith("acc_")]
+    parts += [f"{k} {row[k]:.3f}" for k in accs if row[k] == row[k]]  # NaN: no global branch
+    parts += [f"lr {row['lr']:.2e}", f"{images_per_s:.1f} img/s", f"elapsed {elapsed:.1f} s"]
+    return " | ".join(parts)
+
+
+def _print_line(line: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(line)  # above a progress bar, if one is shown
+
+
+def tensorboard_writer(log_dir: str | Path):
+    """A ``torch.utils.tensorboard.SummaryWriter`` on ``log_dir``; the extra named when missing."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise PrreidError(
+            "--tensorboard needs the tensorboard package: install the tensorboard extra "
+            "(.venv/bin/pip install -e '.[tensorboard]')"
+        ) from None
+    return SummaryWriter(log_dir=str(log_dir))
 
 
 def _write_history(out_dir: Path, history: list[dict[str, float]]) -> None:
@@ -411,12 +452,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--cache-dir", default=None)
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress bar and no per-epoch lines"
+    )
+    parser.add_argument(
+        "--tensorboard",
+        default=None,
+        metavar="DIR",
+        help="also write TensorBoard event files of the per-epoch metrics to DIR "
+        "(needs the tensorboard extra)",
+    )
     args = parser.parse_args(argv)
     profile = get_profile(args.profile)
     cfg, options = apply_overrides(profile.train, recipe_options(profile.train), args.set)
     started = dist.init_from_env(args.device)
+    writer = None
     try:
+        hook = None
+        if args.tensorboard and dist.rank() == 0:
+            writer = tensorboard_writer(args.tensorboard)
+
+            def hook(row: dict[str, float]) -> None:
+                for key, value in row.items():
+                    if key != "epoch" and value == value:  # NaN: no global branch
+                        writer.add_scalar(f"train/{key}", value, int(row["epoch"]))
+                writer.flush()
+
         train_df, part_boxes = _load_training_data(args, profile)
         if not active_parts(cfg):
             part_boxes = None
@@ -431,6 +492,7 @@ def main(argv: list[str] | None = None) -> int:
             name=args.name,
             options=options,
             cache_dir=args.cache_dir,
+            on_epoch_end=hook,
         )
         if dist.rank() == 0:
             last = result.history.iloc[-1].to_dict() if len(result.history) else {}
@@ -440,6 +502,8 @@ def main(argv: list[str] | None = None) -> int:
                 + ", ".join(f"{k} {v:.4g}" for k, v in last.items())
             )
     finally:
+        if writer is not None:
+            writer.close()
         if started:
             torch.distributed.destroy_process_group()
     return 0

@@ -198,3 +198,65 @@ def test_evaluate_veri_rerank_uses_reranked_distances(monkeypatch):
     assert calls == [{"k1": 2, "k2": 1, "lambda_value": 0.5}]
     assert set(ranked) == {"image", "track"} and plain["image"].mAP == pytest.approx(1.0)
     assert 0 < ranked["image"].mAP <= 1
+
+
+def _train_cli(data_root: Path, out: Path, *extra: str) -> list[str]:
+    return ["--profile", "smoke", "--data-root", str(data_root), "--parts",
+            str(data_root / "boxes.csv"), "--output-dir", str(out), "--device", "cpu",
+            "--set", "epochs=2", "--set", "input_size=32", "--set", "batch_size=4",
+            "--set", "feat_dim=32", *extra]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("tiny-train") / "VehicleID"
+    frame, boxes = make_tiny_vehicleid(root)
+    frame.to_csv(root / "train.csv", index=False)
+    boxes.to_csv(root / "boxes.csv", index=False)
+    return root
+
+
+def test_train_prints_one_line_per_epoch_and_writes_tensorboard(tiny_data, tmp_path, capsys):
+    pytest.importorskip("tensorboard")
+    from prreid_lib import train
+
+    board = tmp_path / "board"
+    assert train.main(_train_cli(tiny_data, tmp_path / "runs", "--tensorboard", str(board))) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("epoch ")]
+    assert [ln.split(" | ")[0] for ln in lines] == ["epoch 1/2", "epoch 2/2"]
+    for word in ("loss", "global_ce", "global_acc", "acc_window", "lr", "img/s", "elapsed"):
+        assert word in lines[0]
+    events = list(board.glob("events.out.tfevents.*"))
+    assert len(events) == 1 and events[0].stat().st_size > 0
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(board))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("train/loss")] == [1, 2]
+    assert "train/acc_window" in acc.Tags()["scalars"]
+
+
+def test_train_log_callable_and_quiet_without_progress(tiny_data, tmp_path, capsys):
+    from dataclasses import replace
+
+    from prreid_lib.train import train_reid
+
+    frame, boxes = pd.read_csv(tiny_data / "train.csv"), pd.read_csv(tiny_data / "boxes.csv")
+    cfg = replace(TINY, epochs=2)
+    lines: list[str] = []
+    train_reid(cfg, frame, boxes, tmp_path / "a", device="cpu", progress=False, log=lines.append)
+    assert len(lines) == 2 and lines[1].startswith("epoch 2/2 | loss ")
+    train_reid(cfg, frame, boxes, tmp_path / "b", device="cpu", progress=False)
+    assert "epoch" not in capsys.readouterr().out  # the chapters train quietly
+
+
+def test_train_tensorboard_without_the_package_is_one_line(
+    tiny_data, tmp_path, capsys, monkeypatch
+):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
+    code = main(["train", *_train_cli(tiny_data, tmp_path / "runs", "--tensorboard", "tb")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "'.[tensorboard]'" in err
+    assert not (tmp_path / "runs").exists()
