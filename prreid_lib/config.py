@@ -95,8 +95,6 @@ class EvalConfig:
     """Evaluation protocol settings."""
 
     n_trials: int = 10
-    max_rank: int = 50
-    metric: str = "euclidean"
 
 
 @dataclass(frozen=True)
@@ -135,7 +133,7 @@ _SMOKE = Profile(
     ),
     detector=DetectorConfig(imgsz=64, epochs=1, batch=16),
     train=TrainConfig(arch="resnet18", input_size=64, epochs=1, batch_size=32),
-    eval=EvalConfig(n_trials=2, max_rank=10),
+    eval=EvalConfig(n_trials=2),
 )
 
 _QUICK = Profile(

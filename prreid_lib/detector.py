@@ -140,14 +140,12 @@ def train_detector(
     restored afterwards; ``workers`` the data-loading processes (default: none
     on CPU, where worker processes only compete with training for the cores;
     up to 8 on a GPU). ``train_args`` are further ultralytics training
-    arguments, merged over ``cfg.train_args`` (when the config has that field)
-    and :data:`DEFAULT_TRAIN_ARGS`; they are part of the key.
+    arguments, merged over :data:`DEFAULT_TRAIN_ARGS`; they are part of the key.
     """
     configure_offline()
     root = Path(output_dir) / "detector"
     dataset, data_hash = prepare_dataset(data_yaml, root / "data")
-    extra = {**DEFAULT_TRAIN_ARGS, **dict(getattr(cfg, "train_args", None) or {})}
-    extra.update(train_args or {})
+    extra = {**DEFAULT_TRAIN_ARGS, **(train_args or {})}
     key = _run_key(cfg, data_hash, seed, extra)
     run_dir = (root / f"{Path(cfg.model_yaml).stem}-{key}").resolve()
     weights = run_dir / "weights" / "best.pt"

@@ -73,19 +73,10 @@ RECIPES: dict[str, RecipeOptions] = {
 
 
 def recipe_options(cfg: TrainConfig, **overrides: Any) -> RecipeOptions:
-    """Options of ``cfg.recipe``; a same-named non-None field of ``cfg`` or an override wins.
-
-    So once :class:`TrainConfig` grows a field such as ``bnneck: bool | None =
-    None``, a profile can set it without touching this module.
-    """
+    """Options of ``cfg.recipe`` with ``overrides`` (:class:`RecipeOptions` field names) applied."""
     if cfg.recipe not in RECIPES:
         raise ValueError(f"TrainConfig.recipe must be one of {sorted(RECIPES)}, got {cfg.recipe!r}")
-    from_cfg = {
-        f.name: getattr(cfg, f.name)
-        for f in fields(RecipeOptions)
-        if getattr(cfg, f.name, None) is not None
-    }
-    return replace(RECIPES[cfg.recipe], **(from_cfg | overrides))
+    return replace(RECIPES[cfg.recipe], **overrides)
 
 
 def active_parts(cfg: TrainConfig) -> tuple[str, ...]:
