@@ -39,7 +39,10 @@ __all__ = [
 ]
 
 PART_BOX_COLUMNS = ["path", "part", "x1", "y1", "x2", "y2", "img_w", "img_h", "score", "imputed"]
-"""The part boxes table of CONTRACTS (plus ``side`` for lights and ``impute_source``)."""
+"""Columns every part boxes table has: one box per row, in pixels of the image ``path``
+(``img_w`` x ``img_h``), its ``score`` (detector confidence; 1 for ground truth, 0 when
+imputed) and ``imputed``. The library's tables add ``side`` (left or right light) and
+``impute_source``."""
 
 PART_DEFINITIONS: dict[str, str] = {
     "window": "the windshield (front view) or rear window (rear view): the tight box of the "

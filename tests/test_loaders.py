@@ -423,10 +423,7 @@ def test_error_is_a_value_error_and_pickles() -> None:
 
 
 def test_loaders_read_a_synthveh_smoke_export(tmp_path: Path) -> None:
-    try:
-        from prreid_lib.data.synthetic import generate_synthveh
-    except Exception as err:  # the lead removes this skip once synthetic.py works
-        pytest.skip(f"prreid_lib.data.synthetic is not importable yet: {err!r}")
+    from prreid_lib.data.synthetic import generate_synthveh
 
     cfg = get_profile("smoke").synth
     out = Path(generate_synthveh(cfg, tmp_path / "synth", seed=0))
