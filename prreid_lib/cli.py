@@ -139,7 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     profiles = sorted(PROFILES)
 
-    synth = sub.add_parser("synth", help="generate the SynthVeh data set")
+    synth = sub.add_parser(
+        "synth",
+        help="generate the SynthVeh data set",
+        description="Generate SynthVeh and write it under --out in the official layouts: "
+        "OUT/VeRi-776/, OUT/VehicleID/ and OUT/parts/ (YOLO part labels, data.yaml).",
+    )
     synth.add_argument("--profile", choices=profiles, default="quick")
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--out", required=True, help="output folder (VeRi-776/, VehicleID/, parts/)")
@@ -153,18 +158,29 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         sub.add_parser(name, help=text, add_help=False)
 
-    book = sub.add_parser("book", help="execute every chapter with papermill and build the book")
+    book = sub.add_parser(
+        "book",
+        help="execute every chapter with papermill and build the book",
+        description="Execute every chapter with papermill and build the HTML book. Writes "
+        "SynthVeh to data/synthveh/<profile>-seed<data-seed>/ (unless --data-root), runs "
+        "and tables to --output-dir (default runs/<profile>), executed chapters to "
+        "book/_generated/ and the HTML book to _build/html/ (index.html).",
+    )
     book.add_argument("--profile", choices=profiles, default="quick")
     book.add_argument("--data-root", default=None, help="real VeRi-776 / VehicleID folder")
     book.add_argument("--seed", type=int, default=0, help="training seed")
     book.add_argument("--data-seed", type=int, default=0, help="SynthVeh seed (the data set)")
-    book.add_argument("--device", default="auto")
+    book.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda")
     book.add_argument("--output-dir", default=None, help="runs folder (default runs/<profile>)")
     book.add_argument("--chapters", nargs="*", help="only chapters starting so: 01 04")
     book.add_argument("--no-build", action="store_true", help="execute only, do not build HTML")
 
     archive = sub.add_parser(
-        "archive", help="keep a build's result tables in results/<profile>/ with provenance"
+        "archive",
+        help="keep a build's result tables in results/<profile>/ with provenance",
+        description="Writes copies of the result tables of a build (runs/<profile>/tables/ or "
+        "OUTPUT_DIR/tables/) to RESULTS/<profile>/ (default results/<profile>/) with a "
+        "provenance.json, to commit.",
     )
     archive.add_argument("--profile", choices=profiles, required=True)
     archive.add_argument("--output-dir", default=None, help="runs folder (default runs/<profile>)")

@@ -386,13 +386,19 @@ def main(argv: list[str] | None = None) -> int:
 
     from prreid_lib.config import get_profile
 
-    parser = argparse.ArgumentParser(prog="prreid detect", description=main.__doc__)
+    parser = argparse.ArgumentParser(
+        prog="prreid detect",
+        description="Train (or reuse) the YOLO part detector, print AP per part and write the "
+        "part boxes of every image. Writes the detector run to "
+        "OUTPUT_DIR/detector/<model>-<key>/ (weights/best.pt) and the boxes to --out "
+        "(default part_boxes.csv in that run folder).",
+    )
     parser.add_argument("--profile", default="quick")
     parser.add_argument("--data-root", default=None, help="SynthVeh root (default: generated)")
     parser.add_argument("--parts-yaml", default=None, help="part labels (default: <root>/parts)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--output-dir", default="runs")
+    parser.add_argument("--output-dir", default="runs", help="where the detector run goes")
     parser.add_argument("--out", default=None, help="part boxes CSV (default: in the run)")
     args = parser.parse_args(argv)
     os.environ.setdefault("YOLO_VERBOSE", "True")  # show ultralytics' progress on the console

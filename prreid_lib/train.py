@@ -440,18 +440,28 @@ def main(argv: list[str] | None = None) -> int:
     """
     from prreid_lib.config import get_profile
 
-    parser = argparse.ArgumentParser(prog="prreid train", description=main.__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="prreid train",
+        description="Train (or reuse) one run of a profile's config with --set overrides. Writes "
+        "the run folder OUTPUT_DIR/<name>-<key>/ (config.json, checkpoint.pt after every epoch, "
+        "metrics.csv/.json, model.pt, final.json) and decoded images under --cache-dir; prints "
+        "one line per epoch and the run folder. Works unchanged under torchrun.",
+    )
     parser.add_argument("--profile", default="quick")
     parser.add_argument("--data-root", default=None, help="SynthVeh root, VehicleID or VeRi-776")
     parser.add_argument("--dataset", choices=("vehicleid", "veri776"), default="vehicleid")
     parser.add_argument("--parts", default="gt", help="gt (SynthVeh), none, or a part-box CSV")
-    parser.add_argument("--output-dir", default="runs")
+    parser.add_argument("--output-dir", default="runs", help="where run folders go (runs)")
     parser.add_argument("--name", default=None, help="run folder prefix (default: run)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-seed", type=int, default=0, help="SynthVeh seed")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--cache-dir", default=None)
+    parser.add_argument(
+        "--cache-dir",
+        default=None,
+        help="decoded images (default $PRREID_CACHE_DIR or ~/.cache/prreid)",
+    )
     parser.add_argument(
         "--no-progress", action="store_true", help="no progress bar and no per-epoch lines"
     )

@@ -260,3 +260,23 @@ def test_train_tensorboard_without_the_package_is_one_line(
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "'.[tensorboard]'" in err
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    "command, where",
+    [
+        ("synth", "OUT/VeRi-776/"),
+        ("train", "OUTPUT_DIR/<name>-<key>/"),
+        ("detect", "OUTPUT_DIR/detector/"),
+        ("evaluate", "JSON file"),
+        ("extract", "FEATS.csv"),
+        ("export", "FILE"),
+        ("book", "_build/html/"),
+        ("archive", "results/<profile>/"),
+    ],
+)
+def test_every_help_says_what_it_writes_where(command, where, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert exc.value.code == 0 and where in out and "rite" in out
