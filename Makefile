@@ -1,6 +1,8 @@
 # prreid: the two commands a newcomer runs.
 #   make book   create .venv, install, generate SynthVeh, run every chapter (papermill), build the HTML book
-#   make test   create .venv if needed, install, run pytest
+#   make test   create .venv if needed, install, run pytest (the full suite)
+# Faster: make test-unit  the unit tests only (pytest -m "not slow": no notebooks, book,
+#   browser, trainings in subprocesses or detector training)
 # Optional: make book PROFILE=veri776 DATA_ROOT=/data/VeRi-776  (see README)
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -13,13 +15,16 @@ DATA_ROOT ?=
 SEED ?= 0
 DEVICE ?= auto
 
-.PHONY: book test install mathjax chromium lint clean-book
+.PHONY: book test test-unit install mathjax chromium lint clean-book
 
 book: install mathjax
 	$(VENV)/bin/prreid book --profile $(PROFILE) --seed $(SEED) --device $(DEVICE) $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
 
 test: install mathjax chromium
 	$(PY) -m pytest
+
+test-unit: install
+	$(PY) -m pytest -m "not slow"
 
 install: $(STAMP)
 

@@ -180,6 +180,7 @@ def tiny_run(tmp_path_factory):
             "threads": threads}  # fmt: skip
 
 
+@pytest.mark.slow
 def test_tiny_training_runs_offline(tiny_run):
     run = tiny_run["run"]
     assert tiny_run["attempts"] == []
@@ -193,6 +194,7 @@ def test_tiny_training_runs_offline(tiny_run):
     assert torch.get_num_threads() == tiny_run["threads"]  # restored after ultralytics
 
 
+@pytest.mark.slow
 def test_finished_run_is_reused(tiny_run):
     again = detector.train_detector(
         tiny_run["data"], TINY, tiny_run["tmp"] / "runs", device="cpu", workers=0
@@ -201,6 +203,7 @@ def test_finished_run_is_reused(tiny_run):
     assert again.seconds == pytest.approx(tiny_run["run"].seconds)
 
 
+@pytest.mark.slow
 def test_evaluation_uses_the_validator_per_part(tiny_run):
     report = tiny_run["report"]
     per_part = report.per_part
@@ -216,6 +219,7 @@ def test_evaluation_uses_the_validator_per_part(tiny_run):
     assert conf.loc[["window", "light", "brand"]].sum(axis=1).tolist() == [N_VAL, 2 * N_VAL, N_VAL]
 
 
+@pytest.mark.slow
 def test_predictions_are_one_table_cached_by_model_hash(tiny_run):
     run = tiny_run["run"]
     paths = sorted(str(p) for p in (tiny_run["tmp"] / "ds" / "images" / "val").glob("*.jpg"))
@@ -231,6 +235,7 @@ def test_predictions_are_one_table_cached_by_model_hash(tiny_run):
     pd.testing.assert_frame_equal(again, table, check_dtype=False)
 
 
+@pytest.mark.slow
 def test_detect_part_boxes_gives_the_contract_table(tiny_run):
     run = tiny_run["run"]
     paths = sorted(str(p) for p in (tiny_run["tmp"] / "ds" / "images" / "val").glob("*.jpg"))

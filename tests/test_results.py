@@ -82,11 +82,13 @@ def test_cli_archive(tmp_path, capsys):
     assert (results / "paper" / "ch06_ablation.csv").is_file()
 
 
+@pytest.mark.slow
 def test_chapters_save_their_tables(executed_chapters, smoke_runs):
     assert all(c.error is None for c in executed_chapters.values())
     assert CHAPTER_TABLES <= set(load_tables(smoke_runs))
 
 
+@pytest.mark.slow
 def test_appendix_shows_an_archived_profile_beside_this_build(
     executed_chapters, smoke_runs, tmp_path
 ):

@@ -249,6 +249,7 @@ def _python(script: Path, *args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, str(script), *map(str, args)], env=env, cwd=ROOT)
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_matches_an_uninterrupted_run(tiny, tmp_path):
     data, _, _ = tiny
     script = tmp_path / "train_script.py"
@@ -275,6 +276,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tiny, tmp_path):
     pd.testing.assert_frame_equal(ha, hb, check_exact=False, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_on_gloo(tiny, tmp_path):
     data, _, _ = tiny
     out = tmp_path / "runs"
