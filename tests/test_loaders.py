@@ -422,11 +422,9 @@ def test_error_is_a_value_error_and_pickles() -> None:
 # --------------------------------------------------------------------------- SynthVeh
 
 
-def test_loaders_read_a_synthveh_smoke_export(tmp_path: Path) -> None:
-    from prreid_lib.data.synthetic import generate_synthveh
-
+def test_loaders_read_a_synthveh_smoke_export(smoke_data: Path) -> None:
     cfg = get_profile("smoke").synth
-    out = Path(generate_synthveh(cfg, tmp_path / "synth", seed=0))
+    out = smoke_data
     veri = load_veri776(out / "VeRi-776")
     assert veri.train["pid"].nunique() == cfg.veri_train_ids
     assert veri.gallery["pid"].nunique() == cfg.veri_test_ids

@@ -39,8 +39,9 @@ PARTS = ("window", "light", "brand")
 
 
 @pytest.fixture(scope="module")
-def smoke_root(tmp_path_factory) -> Path:
-    return S.generate_synthveh(SMOKE, tmp_path_factory.mktemp("smoke"), seed=0, workers=2)
+def smoke_root(smoke_data: Path) -> Path:
+    """The session's smoke export (tests/conftest.py), shared with other test files: read only."""
+    return smoke_data
 
 
 def _tree_hash(root: Path) -> str:
