@@ -280,3 +280,22 @@ def test_every_help_says_what_it_writes_where(command, where, capsys):
         main([command, "--help"])
     out = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
     assert exc.value.code == 0 and where in out and "rite" in out
+
+
+def test_decode_images_into_a_memory_mapped_cache(image_folder, tmp_path):
+    from prreid_lib.data.dataset import decode_images
+    from prreid_lib.extract import list_images
+
+    paths = [str(p) for p in list_images(image_folder)]
+    in_memory, sizes = decode_images(paths, 24)
+    cache = tmp_path / "cache"
+    mapped, mapped_sizes = decode_images(paths, 24, cache)
+    assert torch.equal(mapped, in_memory) and np.array_equal(mapped_sizes, sizes)
+    files = sorted(f.name for f in cache.iterdir())
+    assert len(files) == 2 and not any(f.endswith(".tmp") for f in files)
+    stored = np.load(cache / files[0], mmap_mode="r")
+    assert isinstance(stored, np.memmap) and stored.shape == (6, 3, 24, 24)
+    again, _ = decode_images(paths, 24, cache)
+    assert torch.equal(again, in_memory)
+    empty, empty_sizes = decode_images([], 24, cache)
+    assert empty.shape == (0, 3, 24, 24) and empty_sizes.shape == (0, 2)

@@ -29,6 +29,8 @@ from prreid_lib.data.errors import DatasetFormatError
 
 CACHE_VERSION = "1"
 MAX_SLOTS = 2
+DECODE_CHUNK = 256
+"""Images decoded at once into a cache file (256 x 3 x 256 x 256 bytes = 48 MiB at 256 px)."""
 """Boxes kept per part and image (two lights)."""
 
 
@@ -83,7 +85,10 @@ def decode_images(
 
     With ``cache_dir`` the result is stored as ``<key>.npy`` / ``<key>.sizes.npy``
     (written atomically) and later calls with the same files and size memory-map
-    it copy-on-write instead of decoding again.
+    it copy-on-write instead of decoding again. The images are decoded into that
+    file a chunk at a time and the result is memory-mapped, so a set larger than
+    the RAM is decoded and used with bounded memory: the operating system pages
+    it in and out. Without ``cache_dir`` the set is held in memory.
     """
     paths = [str(p) for p in paths]
     key = hashlib.sha1(f"{CACHE_VERSION}|{size}|{files_fingerprint(paths)}".encode()).hexdigest()[
@@ -94,22 +99,60 @@ def decode_images(
         img_file, size_file = cache / f"images-{key}.npy", cache / f"images-{key}.sizes.npy"
         if img_file.is_file() and size_file.is_file():
             return torch.from_numpy(np.load(img_file, mmap_mode="c")), np.load(size_file)
-    images = np.empty((len(paths), 3, size, size), dtype=np.uint8)
+    shape = (len(paths), 3, size, size)
     sizes = np.empty((len(paths), 2), dtype=np.int64)
+    if cache_dir is None or not paths:
+        images = np.empty(shape, dtype=np.uint8)
 
-    def work(i: int) -> None:
-        images[i], sizes[i] = _decode(paths[i], size)
+        def work(i: int) -> None:
+            images[i], sizes[i] = _decode(paths[i], size)
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        list(pool.map(work, range(len(paths))))
-    if cache_dir is not None:
-        cache.mkdir(parents=True, exist_ok=True)
-        for target, array in ((img_file, images), (size_file, sizes)):
-            tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
-            with open(tmp, "wb") as handle:
-                np.save(handle, array)
-            os.replace(tmp, target)
-    return torch.from_numpy(images), sizes
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            list(pool.map(work, range(len(paths))))
+        return torch.from_numpy(images), sizes
+    created = not cache.exists()
+    cache.mkdir(parents=True, exist_ok=True)
+    img_tmp = img_file.with_name(f"{img_file.name}.{os.getpid()}.tmp")
+    size_tmp = size_file.with_name(f"{size_file.name}.{os.getpid()}.tmp")
+    try:
+        _decode_to_file(paths, size, img_tmp, sizes, workers)
+        with open(size_tmp, "wb") as handle:
+            np.save(handle, sizes)
+        os.replace(img_tmp, img_file)
+        os.replace(size_tmp, size_file)
+    except BaseException:
+        img_tmp.unlink(missing_ok=True)
+        size_tmp.unlink(missing_ok=True)
+        if created and not any(cache.iterdir()):
+            cache.rmdir()  # nothing cached from a failed decode
+        raise
+    return torch.from_numpy(np.load(img_file, mmap_mode="c")), sizes
+
+
+def _decode_to_file(
+    paths: Sequence[str], size: int, target: Path, sizes: np.ndarray, workers: int
+) -> None:
+    """Decode ``paths`` into the ``.npy`` file ``target``, :data:`DECODE_CHUNK` images at a time.
+
+    Only one chunk is in the process's memory; the file's pages live in the
+    operating system's page cache, which it can write out and drop, so
+    decoding a set larger than the RAM needs about one chunk of memory.
+    """
+    shape = (len(paths), 3, size, size)
+    header = np.lib.format.open_memmap(target, mode="w+", dtype=np.uint8, shape=shape)
+    offset, per_image = header.offset, 3 * size * size
+    del header  # the file now has its header and full length
+    chunk = np.empty((min(DECODE_CHUNK, len(paths)), 3, size, size), dtype=np.uint8)
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool, open(target, "r+b") as handle:
+        for start in range(0, len(paths), DECODE_CHUNK):
+            stop = min(start + DECODE_CHUNK, len(paths))
+
+            def work(i: int, start: int = start) -> None:
+                chunk[i - start], sizes[i] = _decode(paths[i], size)
+
+            list(pool.map(work, range(start, stop)))
+            handle.seek(offset + start * per_image)
+            handle.write(chunk[: stop - start].tobytes())
 
 
 def boxes_to_tensors(
