@@ -216,6 +216,7 @@ def tiny_data(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.slow  # two trainings of two epochs
 def test_train_prints_one_line_per_epoch_and_writes_tensorboard(tiny_data, tmp_path, capsys):
     pytest.importorskip("tensorboard")
     from prreid_lib import train
@@ -236,6 +237,7 @@ def test_train_prints_one_line_per_epoch_and_writes_tensorboard(tiny_data, tmp_p
     assert "train/acc_window" in acc.Tags()["scalars"]
 
 
+@pytest.mark.slow  # two trainings of two epochs
 def test_train_log_callable_and_quiet_without_progress(tiny_data, tmp_path, capsys):
     from dataclasses import replace
 
