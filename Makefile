@@ -13,12 +13,13 @@ MATHJAX := book/_static/mathjax/tex-chtml.js
 PROFILE ?= quick
 DATA_ROOT ?=
 SEED ?= 0
+DATA_SEED ?= 0
 DEVICE ?= auto
 
 .PHONY: book test test-unit install mathjax chromium lint clean-book
 
 book: install mathjax
-	$(VENV)/bin/prreid book --profile $(PROFILE) --seed $(SEED) --device $(DEVICE) $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
+	$(VENV)/bin/prreid book --profile $(PROFILE) --seed $(SEED) --data-seed $(DATA_SEED) --device $(DEVICE) $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
 
 test: install mathjax chromium
 	$(PY) -m pytest

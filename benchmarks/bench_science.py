@@ -64,7 +64,9 @@ def main() -> None:
     tag = "-".join(f"{k}{v}" for k, v in synth.items())
     folder = Path("data/synthveh") / f"science-{tag}-seed{args.data_seed}" if tag else None
     root = ensure_synthveh(prof, folder, args.data_seed)
-    data = load_study_data(prof, root, args.data_seed, args.runs, part_source="ground_truth")
+    data = load_study_data(  # the start is handled below (--backbone or --pretrain-epochs)
+        replace(prof, pretrain=None), root, args.data_seed, args.runs, part_source="ground_truth"
+    )
     backbone, pre_acc = None, float("nan")
     if args.backbone:
         backbone = args.backbone

@@ -108,6 +108,8 @@ class Profile:
     eval: EvalConfig = EvalConfig()
     real_data: str | None = None
     pretrain: PretrainConfig | None = None
+    n_seeds: int = 1
+    """Training seeds of the headline comparison (chapter 4): ``seed``, ``seed + 1``, ..."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (for hashing runs and printing)."""
@@ -120,6 +122,8 @@ _SMOKE = Profile(
         n_makes=2,
         models_per_make=2,
         n_colours=2,
+        pretrain_ids=12,
+        pretrain_images_per_id=4,
         veri_train_ids=16,
         veri_test_ids=8,
         veri_cameras=4,
@@ -134,6 +138,8 @@ _SMOKE = Profile(
     detector=DetectorConfig(imgsz=64, epochs=1, batch=16),
     train=TrainConfig(arch="resnet18", input_size=64, epochs=1, batch_size=32),
     eval=EvalConfig(n_trials=2),
+    pretrain=PretrainConfig(epochs=1),
+    n_seeds=2,
 )
 
 _QUICK = Profile(
@@ -148,6 +154,7 @@ _QUICK = Profile(
     # Detector: 20 epochs, ~110 s on an idle 2-core machine, mAP50 ~0.95.
     train=TrainConfig(epochs=7, batch_size=32),
     pretrain=PretrainConfig(),
+    n_seeds=3,
 )
 
 _PAPER = Profile(
@@ -166,9 +173,12 @@ _PAPER = Profile(
         n_annotated=500,
         n_part_val=200,
         image_size=256,
+        pretrain_ids=1000,
     ),
     detector=DetectorConfig(model_yaml="yolo11s.yaml", imgsz=320, epochs=100, batch=64),
     train=TrainConfig(arch="resnet50", input_size=256, epochs=40, batch_size=64),
+    pretrain=PretrainConfig(epochs=12, batch_size=64),
+    n_seeds=3,
 )
 
 PROFILES: dict[str, Profile] = {

@@ -122,7 +122,8 @@ def validate_train_config(cfg: TrainConfig, options: RecipeOptions | None = None
     """Raise :class:`TrainConfigError` naming the first bad field of ``cfg`` or ``options``.
 
     Checked before anything is written: integers (``epochs``, ``batch_size``,
-    ``num_instances``, ``feat_dim`` >= 1; ``input_size`` a multiple of 32),
+    ``num_instances``, ``feat_dim`` >= 1; ``input_size`` a multiple of the output
+    stride, 16 with ``last_stride`` 1, else 32),
     positive ``lr``, ``lr_gamma`` in (0, 1], non-negative ``momentum``,
     ``weight_decay`` and part weights, booleans for switches, and known names
     for ``arch``, ``recipe``, ``sampler``, ``scheduler`` and ``optimizer``.
@@ -136,9 +137,10 @@ def validate_train_config(cfg: TrainConfig, options: RecipeOptions | None = None
         value = getattr(cfg, name)
         if not _is_int(value) or value < 1:
             raise bad(name, "an integer >= 1", value)
-    size = cfg.input_size
-    if not _is_int(size) or size < 32 or size % 32:
-        raise bad("input_size", "an integer multiple of 32, at least 32", size)
+    size, step = cfg.input_size, 16 if cfg.last_stride == 1 else 32
+    if not _is_int(size) or size < 32 or size % step:
+        rule = f"an integer multiple of {step} (the backbone's output stride), at least 32"
+        raise bad("input_size", rule, size)
     if not _is_number(cfg.lr) or cfg.lr <= 0:
         raise bad("lr", "a positive number", cfg.lr)
     if not _is_number(cfg.lr_gamma) or not 0 < cfg.lr_gamma <= 1:

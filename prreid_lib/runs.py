@@ -1,7 +1,7 @@
 """The run cache: a training run is identified by the hash of what determines it.
 
 A run's key is the SHA-1 of its training config, its recipe options, the
-identity of its training data (image files with size and modification time,
+identity of its training data (the content of its image files,
 identities, part boxes), the seed and the number of processes. Its folder
 ``<root>/<name>-<key[:12]>/`` holds::
 
@@ -32,12 +32,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from prreid_lib.data.dataset import files_fingerprint
 from prreid_lib.model import PartRegularizedReID
 
 CHECKPOINT, MODEL, FINAL, CONFIG = "checkpoint.pt", "model.pt", "final.json", "config.json"
 METRICS_CSV, METRICS_JSON = "metrics.csv", "metrics.json"
-KEY_VERSION = "1"
+KEY_VERSION = "2"
 
 
 @dataclass
@@ -80,10 +79,16 @@ def _plain(value: Any) -> Any:
 def data_identity(
     train_df: pd.DataFrame, part_boxes: pd.DataFrame | None, parts: Sequence[str]
 ) -> str:
-    """SHA-1 of the training data: files (path, size, mtime), identities, used part boxes."""
+    """SHA-1 of the training data by content: each image's bytes, its identity, and the
+    used part boxes (keyed by image content, not path).
+
+    Moving the data, regenerating identical SynthVeh or copying ``runs/`` to
+    another machine keeps the key, so a finished run is reused there.
+    """
     digest = hashlib.sha1()
     paths = [str(p) for p in train_df["path"]]
-    digest.update(files_fingerprint(paths).encode())
+    contents = {p: content_digest(p) for p in paths}
+    digest.update("\n".join(contents[p] for p in paths).encode())
     digest.update(train_df["pid"].to_numpy(dtype="int64").tobytes())
     if part_boxes is not None and parts:
         cols = [
@@ -93,9 +98,29 @@ def data_identity(
         ]
         rows = part_boxes[part_boxes["path"].astype(str).isin(set(paths))]
         rows = rows[rows["part"].isin(list(parts))][cols].astype({"path": str})
+        rows = rows.assign(path=rows["path"].map(contents))
         rows = rows.sort_values(cols, kind="stable").reset_index(drop=True)
         digest.update(pd.util.hash_pandas_object(rows, index=False).to_numpy().tobytes())
     return digest.hexdigest()
+
+
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def content_digest(path: str | Path) -> str:
+    """:func:`file_digest` of ``path``, remembered for the process while the file's size and
+    modification time stay the same; a missing file is a clear error."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"image {path} listed in the data frame does not exist; "
+            "check the data root or regenerate the data set"
+        ) from None
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = file_digest(path)
+    return _DIGESTS[key]
 
 
 def file_digest(path: str | Path) -> str:

@@ -26,6 +26,8 @@ DETECTED_BOXES_FILE = Path("ch03") / "part_boxes.csv"
 MIN_DETECTED_COVERAGE = 0.9
 """``part_source="auto"`` uses detections only when they cover this share of training images."""
 
+BASELINE, FULL = "Baseline (w/o parts)", "Global+Light+Brand+Window"
+"""The two models of the headline comparison (Table 4's first and last rows)."""
 ALL_PARTS = dict.fromkeys(PART_NAMES, 1.0)
 NO_PARTS = dict.fromkeys(PART_NAMES, 0.0)
 
@@ -55,18 +57,47 @@ class StudyData:
     part_source: str
     veri: Any = None
     veri_part_boxes: pd.DataFrame | None = None
+    start: Any = None
+    """The SynthVeh-pretrained backbone (:class:`prreid_lib.pretrain.PretrainedBackbone`)
+    every variant starts from, or ``None`` (the profile's ``pretrained`` file or random)."""
+
+    @property
+    def label(self) -> str:
+        """Whose numbers these are, for tables: ``"ours (SynthVeh, quick)"`` or, on a
+        real data set, ``"ours (VehicleID, vehicleid profile)"``."""
+        if self.synthetic:
+            return f"ours (SynthVeh, {self.profile.name})"
+        name = {"veri776": "VeRi-776", "vehicleid": "VehicleID"}.get(
+            self.profile.real_data or "", "real data"
+        )
+        return f"ours ({name}, {self.profile.name} profile)"
+
+    @property
+    def pretrained(self) -> str | None:
+        """The weights file the variants start from (``None``: random initialisation)."""
+        if self.profile.train.pretrained is not None:
+            return self.profile.train.pretrained
+        return None if self.start is None else str(self.start.path)
 
 
 def load_study_data(
     profile: str | Profile,
     data_root: str | Path | None = None,
-    seed: int = 0,
+    data_seed: int = 0,
     output_dir: str | Path = "runs",
     part_source: str = "auto",
+    device: str = "auto",
+    start: Any = None,
 ) -> StudyData:
     """Load the VehicleID-layout data and the training part boxes for a profile.
 
-    ``data_root=None`` generates (or reuses) SynthVeh. ``part_source``:
+    ``data_root=None`` generates (or reuses) SynthVeh of seed ``data_seed``.
+    On SynthVeh, when the profile has a ``pretrain`` schedule and no
+    ``pretrained`` file, the make-model-colour backbone is trained once (or
+    reused) under ``output_dir/pretrain/`` (:mod:`prreid_lib.pretrain`) and every
+    variant starts from it, as the paper's start from ImageNet; ``start`` (a
+    :class:`~prreid_lib.pretrain.PretrainedBackbone`) reuses one instead, e.g. for
+    a SynthVeh variant that should share the main data's start. ``part_source``:
     ``"detected"`` uses the boxes chapter 3 saved (``output_dir/ch03/part_boxes.csv``),
     ``"ground_truth"`` SynthVeh's own boxes (missing parts imputed by identity as
     for detections), ``"auto"`` the detected ones when they cover at least
@@ -79,7 +110,7 @@ def load_study_data(
     from prreid_lib.parts import ground_truth_part_boxes, impute_missing_parts
 
     prof = get_profile(profile) if isinstance(profile, str) else profile
-    root = ensure_synthveh(prof, seed=seed) if data_root is None else Path(data_root)
+    root = ensure_synthveh(prof, seed=data_seed) if data_root is None else Path(data_root)
     synthetic = (root / "synthveh.json").exists()
     vid = load_vehicleid(root, test_size=REAL_TEST_SIZES[0])
     sizes = [s for s in REAL_TEST_SIZES if s in available_test_sizes(vid.root)]
@@ -132,6 +163,12 @@ def load_study_data(
             )
         )
         data.veri_part_boxes = impute_missing_parts(ground_truth_part_boxes(veri_parts), veri_train)
+    if start is not None:
+        data.start = start
+    elif synthetic and prof.pretrain is not None and prof.train.pretrained is None:
+        from prreid_lib.pretrain import pretrained_backbone
+
+        data.start = pretrained_backbone(prof, root, output_dir, device=device)
     return data
 
 
@@ -181,7 +218,7 @@ def train_variant(
         frame, boxes = data.veri.train, data.veri_part_boxes
     else:
         raise ValueError(f"dataset must be 'vehicleid' or 'veri776' (SynthVeh); got {dataset!r}")
-    cfg = variant_config(data.profile.train, **overrides)
+    cfg = variant_config(data.profile.train, **{"pretrained": data.pretrained, **overrides})
     return run_or_load(
         cfg,
         frame,
@@ -262,13 +299,69 @@ def compare_variants(
     seed: int = 0,
     device: str = "auto",
     test_set: str = "large",
+    eval_seed: int | None = None,
 ) -> pd.DataFrame:
-    """Train (or reuse) each variant and evaluate it; one row per variant on ``test_set``."""
+    """Train (or reuse) each variant and evaluate it; one row per variant on ``test_set``.
+
+    ``seed`` seeds the training; ``eval_seed`` the random gallery picks of the
+    VehicleID protocol (default: ``seed``). Fix ``eval_seed`` to compare
+    training seeds on the same splits. Columns: the evaluation figures,
+    ``train accuracy`` (global branch, last epoch) and ``train seconds``.
+    """
     rows = []
     for name, overrides in variants.items():
         result = train_variant(data, name, output_dir, seed, device, **dict(overrides))
         chosen = test_set if test_set in data.tests else list(data.tests)[-1]
-        row = evaluate_variant(result, data, seed, test_sets=[chosen]).loc[chosen].to_dict()
-        seconds = float(result.history["seconds"].sum()) if "seconds" in result.history else None
-        rows.append({"variant": name, **row, "train seconds": seconds})
+        split_seed = seed if eval_seed is None else eval_seed
+        row = evaluate_variant(result, data, split_seed, test_sets=[chosen]).loc[chosen].to_dict()
+        h = result.history
+        rows.append(
+            {
+                "variant": name,
+                **row,
+                "train accuracy": float(h["global_acc"].iloc[-1]) if len(h) else float("nan"),
+                "train seconds": float(h["seconds"].sum()) if "seconds" in h else None,
+            }
+        )
     return pd.DataFrame(rows).set_index("variant")
+
+
+def compare_over_seeds(
+    data: StudyData,
+    variants: Mapping[str, Mapping[str, Any]],
+    seeds: Sequence[int],
+    output_dir: str | Path = "runs",
+    device: str = "auto",
+    test_set: str = "large",
+    eval_seed: int = 0,
+) -> pd.DataFrame:
+    """:func:`compare_variants` for every training seed; one row per (variant, seed).
+
+    All seeds are evaluated on the same gallery splits (``eval_seed``), so the
+    spread over seeds is the spread of training alone.
+    """
+    frames = [
+        compare_variants(data, variants, output_dir, s, device, test_set, eval_seed).assign(seed=s)
+        for s in seeds
+    ]
+    return pd.concat(frames)
+
+
+def seed_summary(per_seed: pd.DataFrame) -> pd.DataFrame:
+    """Means over seeds of CMC@1, CMC@5 and mAP per variant, with ``CMC@1 std over seeds``
+    (population std; 0 for one seed), ``mAP std over seeds`` and ``seeds`` (their count)."""
+    grouped = per_seed.groupby(level=0, sort=False)
+    table = grouped[["CMC@1", "CMC@5", "mAP"]].mean()
+    table["CMC@1 std over seeds"] = grouped["CMC@1"].std(ddof=0)
+    table["mAP std over seeds"] = grouped["mAP"].std(ddof=0)
+    table["seeds"] = grouped["seed"].nunique()
+    return table
+
+
+def part_gain(summary: pd.DataFrame, base: str = BASELINE, full: str = FULL) -> dict[str, float]:
+    """The part gain of a :func:`seed_summary`: ``gain`` (CMC@1 of ``full`` minus ``base``),
+    ``noise`` (the larger of the two seed stds) and ``ratio`` (gain / noise; inf when the
+    noise is 0)."""
+    gain = float(summary.loc[full, "CMC@1"] - summary.loc[base, "CMC@1"])
+    noise = float(summary.loc[[base, full], "CMC@1 std over seeds"].max())
+    return {"gain": gain, "noise": noise, "ratio": gain / noise if noise > 0 else float("inf")}

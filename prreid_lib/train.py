@@ -92,7 +92,7 @@ def plan_run(
     data_id = runs.data_identity(train_df, part_boxes, parts)
     start = cfg.pretrained
     if start is not None and Path(start).is_file():  # the weights' content, not their path
-        cfg = replace(cfg, pretrained=f"sha1:{runs.file_digest(start)}")
+        cfg = replace(cfg, pretrained=f"sha1:{runs.content_digest(start)}")
     key = runs.run_key(cfg, options, data_id, seed, dist.world_size())
     return RunPlan(options, parts, key)
 

@@ -29,6 +29,13 @@ class ExecutedChapter:
     name: str
     output: Path
     error: str | None
+    new_runs: tuple[str, ...] = ()
+    """Training run folders (relative to the runs folder) that this chapter created."""
+
+
+def run_folders(runs: Path) -> set[str]:
+    """Every training run folder under ``runs`` (a folder holding a run's config.json)."""
+    return {str(p.parent.relative_to(runs)) for p in runs.rglob("config.json")}
 
 
 @pytest.fixture(scope="session")
@@ -50,12 +57,14 @@ def executed_chapters(
     results: dict[str, ExecutedChapter] = {}
     for notebook in list_chapters():
         output = generated / notebook.name
+        before = run_folders(smoke_runs)
         try:
             run_chapter(notebook, output, params, cwd=ROOT)
             error = None
         except ChapterFailed as err:
             error = str(err)
-        results[notebook.stem] = ExecutedChapter(notebook.stem, output, error)
+        created = tuple(sorted(run_folders(smoke_runs) - before))
+        results[notebook.stem] = ExecutedChapter(notebook.stem, output, error, created)
     return results
 
 

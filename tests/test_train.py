@@ -340,3 +340,34 @@ def test_evaluate_variant_stores_each_test_set_in_the_run(tiny, tmp_path, monkey
         studies.evaluate_variant(run, data, n_trials=3, test_sets=["large"])
     with pytest.raises(ValueError, match="unknown test sets"):
         studies.evaluate_variant(run, data, test_sets=["huge"])
+
+
+def test_run_key_follows_content_not_location(tiny, tmp_path):
+    """A copy of the data elsewhere (another checkout, another machine) has the same key;
+    one changed image, or another pretrained start, changes it."""
+    import shutil
+
+    from prreid_lib.train import plan_run
+
+    root, frame, boxes = tiny
+    copy = tmp_path / "moved"
+    shutil.copytree(root, copy)
+    moved = frame.assign(path=[str(copy / Path(p).relative_to(root)) for p in frame["path"]])
+    moved_boxes = boxes.assign(path=[str(copy / Path(p).relative_to(root)) for p in boxes["path"]])
+    key = plan_run(TINY, frame, boxes).key
+    assert plan_run(TINY, moved, moved_boxes).key == key
+    first = Path(moved["path"].iloc[0])
+    os.utime(first, ns=(1, 1))  # a new modification time alone changes nothing
+    assert plan_run(TINY, moved, moved_boxes).key == key
+    first.write_bytes(first.read_bytes() + b"\0")
+    assert plan_run(TINY, moved, moved_boxes).key != key
+
+    start = tmp_path / "start.pt"
+    torch.save({"w": torch.zeros(1)}, start)
+    with_start = plan_run(replace(TINY, pretrained=str(start)), frame, boxes).key
+    (tmp_path / "elsewhere").mkdir()
+    shutil.copy(start, tmp_path / "elsewhere" / "start.pt")
+    same = replace(TINY, pretrained=str(tmp_path / "elsewhere" / "start.pt"))
+    assert plan_run(same, frame, boxes).key == with_start != key
+    torch.save({"w": torch.ones(1)}, start)
+    assert plan_run(replace(TINY, pretrained=str(start)), frame, boxes).key != with_start
