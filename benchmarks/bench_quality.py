@@ -11,6 +11,16 @@ on every test list. Appends one row per run and test set to
 the run cache).
 
 Usage: ``python benchmarks/bench_quality.py --profile quick --ids 200 --epochs 10 --seeds 0 1``
+
+With ``--targets`` it instead checks the book's headline comparison (chapter 4:
+the profile's model from its pretrained start, baseline vs part-regularized,
+the profile's training seeds, the largest test set) against the quality
+targets of the profile (:data:`TARGETS`) and appends one row per target, with
+the measured value and whether it passed, to
+``benchmarks/results/quality_targets.csv``. The runs are those of the book
+(``--runs runs/<profile>`` reuses a finished ``make book``)::
+
+    python benchmarks/bench_quality.py --profile quick --targets --runs runs/quick
 """
 
 from __future__ import annotations
@@ -32,6 +42,13 @@ from prreid_lib.recipes import apply_overrides, recipe_options
 from prreid_lib.runs import run_or_load
 
 RESULTS = Path(__file__).resolve().parent / "results"
+TARGETS = {
+    "baseline training accuracy": 0.80,
+    "baseline CMC@1": 0.20,
+    "part gain CMC@1": 0.05,
+    "part gain / larger seed std": 3.0,
+}
+"""Quality targets of the quick book: each measured value must reach its threshold."""
 SIZES = {"small": 800, "medium": 1600, "large": 2400}
 
 
@@ -47,6 +64,55 @@ def load(profile: str, data_seed: int, test_sets: list[str]):
         ground_truth_part_boxes(table), images.assign(view=images["path"].map(views))
     )
     return train, tests, boxes
+
+
+def check_targets(profile: str, data_seed: int, runs: str, threads: int) -> pd.DataFrame:
+    """The headline comparison of chapter 4 against :data:`TARGETS`; one row per target."""
+    import subprocess
+
+    from prreid_lib.studies import (
+        ABLATION_VARIANTS,
+        BASELINE,
+        FULL,
+        compare_over_seeds,
+        load_study_data,
+        part_gain,
+        seed_summary,
+    )
+
+    torch.set_num_threads(threads)
+    data = load_study_data(profile, None, data_seed, runs, "auto")
+    seeds = list(range(data.profile.n_seeds))
+    pair = {name: ABLATION_VARIANTS[name] for name in (BASELINE, FULL)}
+    tic = time.perf_counter()
+    per_seed = compare_over_seeds(data, pair, seeds, runs, eval_seed=data_seed)
+    summary = seed_summary(per_seed)
+    gain = part_gain(summary)
+    measured = {
+        "baseline training accuracy": float(per_seed.loc[BASELINE, "train accuracy"].mean()),
+        "baseline CMC@1": float(summary.loc[BASELINE, "CMC@1"]),
+        "part gain CMC@1": gain["gain"],
+        "part gain / larger seed std": gain["ratio"],
+    }
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    return pd.DataFrame(
+        {
+            "date": time.strftime("%Y-%m-%d"),
+            "commit": commit,
+            "profile": profile,
+            "seeds": len(seeds),
+            "target": list(TARGETS),
+            "threshold": list(TARGETS.values()),
+            "measured": [measured[k] for k in TARGETS],
+            "passed": [measured[k] >= v for k, v in TARGETS.items()],
+            "baseline CMC@1": measured["baseline CMC@1"],
+            "part-regularized CMC@1": float(summary.loc[FULL, "CMC@1"]),
+            "larger seed std": gain["noise"],
+            "wall seconds": time.perf_counter() - tic,
+        }
+    )
 
 
 def main() -> None:
@@ -66,7 +132,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", default="/tmp/prreid-bench-runs")
     parser.add_argument("--out", default=str(RESULTS / "train_quality.csv"))
+    parser.add_argument("--targets", action="store_true", help="check the quality targets")
     args = parser.parse_args()
+    if args.targets:
+        table = check_targets(args.profile, args.data_seed, args.runs, args.threads)
+        out = RESULTS / "quality_targets.csv"
+        table.to_csv(out, mode="a", header=not out.exists(), index=False, float_format="%.4f")
+        print(table[["target", "threshold", "measured", "passed"]].to_string(index=False))
+        return
     torch.set_num_threads(args.threads)
     train, tests, boxes = load(args.profile, args.data_seed, args.tests)
     base = replace(get_profile(args.profile).train, recipe=args.recipe)

@@ -289,20 +289,28 @@ def _home_sites(shots: list[tuple], train_ids: set[int], k: int, seed: int) -> l
 
 def plan_pretrain(cfg: SynthConfig, seed: int, root: Path) -> Plan:
     """Pretraining set: ``pretrain_ids`` identities of their own (disjoint from every re-id
-    split) x ``pretrain_images_per_id`` front/rear shots at the VehicleID sites, labelled
+    split) x ``pretrain_images_per_id`` shots from ``veri_cameras`` traffic cameras of its
+    own (VeRi-776-like: varied yaw, light and occlusion; front or rear by camera), labelled
     with make, model and colour only (the stand-in for an ImageNet-style start)."""
     rng = np.random.default_rng([seed, DS_PRETRAIN, 1])
     pids = np.arange(1, cfg.pretrain_ids + 1)
-    idents = _identities(cfg, pids, "pretrain", rng)
+    # every identity in a shared group, so that all make-model-colour groups appear
+    idents = _sample_identities(
+        cfg.n_makes, cfg.models_per_make, cfg.n_colours, 1.0, pids.tolist(), "pretrain", rng
+    )
+    cams = [
+        sample_camera(np.random.default_rng([seed, DS_PRETRAIN, 2, c]), c + 1, cfg.image_size)
+        for c in range(cfg.veri_cameras)
+    ]
     jobs = []
     for ident in idents:
         for j in range(cfg.pretrain_images_per_id):
-            view = "front" if rng.random() < 0.5 else "rear"
+            c = int(rng.integers(len(cams)))
+            view = "front" if rng.random() < cams[c].p_front else "rear"
             name = f"{ident.pid:05d}_{j:02d}.jpg"
-            site = int(rng.integers(N_VID_SITES))
             rel = f"image/{name}"
             jobs.append(
-                (DS_PRETRAIN, len(jobs), DS_PRETRAIN, ident.pid, DS_VID, site, view, (), rel,
+                (DS_PRETRAIN, len(jobs), DS_PRETRAIN, ident.pid, DS_PRETRAIN, c, view, (), rel,
                  str(root / rel))
             )  # fmt: skip
     by_id = {i.pid: i for i in idents}
@@ -318,7 +326,7 @@ def plan_pretrain(cfg: SynthConfig, seed: int, root: Path) -> Plan:
         )
         export.write_lines(root / "image_list.txt", [f"{j[8]} {j[3]}" for j in jobs])
 
-    return Plan(root, jobs, by_id, [], write)
+    return Plan(root, jobs, by_id, cams, write)
 
 
 def plan_parts(cfg: SynthConfig, seed: int, root: Path, vid: Plan) -> Plan:

@@ -34,7 +34,7 @@ from prreid_lib.data import export, synth_plan
 from prreid_lib.data.scene import Camera, render_image, sample_scene
 from prreid_lib.data.world import COLOURS, Identity, ModelSpec, sample_model
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 3
 """Bumped whenever the generator's output changes; part of ``synthveh.json``."""
 JPEG_QUALITY = 90
 DS_VERI, DS_VID, DS_PARTS = synth_plan.DS_VERI, synth_plan.DS_VID, synth_plan.DS_PARTS
@@ -254,7 +254,11 @@ def _render(cfg: SynthConfig, out: Path, seed: int, workers: int | None) -> None
             DS_VID: plans[1].identities,
             DS_PRETRAIN: plans[3].identities if len(plans) > 3 else {},
         },
-        "cams": {DS_VERI: plans[0].cameras, DS_VID: plans[1].cameras},
+        "cams": {
+            DS_VERI: plans[0].cameras,
+            DS_VID: plans[1].cameras,
+            DS_PRETRAIN: plans[3].cameras if len(plans) > 3 else [],
+        },
     }
     if workers is None:
         workers = min(os.cpu_count() or 1, 8)
