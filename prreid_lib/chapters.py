@@ -127,6 +127,7 @@ def build_book(root: Path = REPO_ROOT, strict: bool = True) -> Path:
     (a ``RuntimeError``) with the build log's
     tail when the build fails.
     """
+    draw_figures(root)
     jb = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(jb), "build", str(root), "--builder", "html"]
     if strict:
@@ -136,6 +137,24 @@ def build_book(root: Path = REPO_ROOT, strict: bool = True) -> Path:
         log = (proc.stdout + proc.stderr)[-6000:]
         raise PrreidError(f"jupyter-book build of {root} failed:\n{log}")
     return root / "_build" / "html" / "index.html"
+
+
+def draw_figures(root: Path = REPO_ROOT) -> list[Path]:
+    """Run every ``book/figures/<name>.py`` script, writing ``book/_static/<name>.png``.
+
+    The book's own figures (the method page's architecture) are drawn from code at
+    build time and never committed as images.
+    """
+    written = []
+    for script in sorted((root / "book" / "figures").glob("*.py")):
+        output = root / "book" / "_static" / f"{script.stem}.png"
+        proc = subprocess.run(
+            [sys.executable, str(script), str(output)], capture_output=True, text=True
+        )
+        if proc.returncode != 0:
+            raise PrreidError(f"{script} failed to draw {output}:\n{proc.stderr[-3000:]}")
+        written.append(output)
+    return written
 
 
 def _ensure_dir(path: Path) -> Path:

@@ -58,6 +58,9 @@ def test_book_builds_with_warnings_as_errors(built_book):
     assert "index.html" in pages
     assert "book/method.html" in pages
     assert any(p.startswith("book/_generated/01_data") for p in pages)
+    # the method page's architecture figure is drawn from code at build time
+    method = (built_book / "book" / "method.html").read_text()
+    assert "architecture" in method and any(built_book.rglob("architecture*.png"))
 
 
 def _serve(directory: Path) -> tuple[ThreadingHTTPServer, str]:
