@@ -24,6 +24,33 @@ GENERATED_DIR = REPO_ROOT / "book" / "_generated"
 TIMINGS_FILE = "chapter_timings.csv"
 
 
+def as_list(value: object, name: str = "value") -> list | None:
+    """A list parameter as a list, whichever way papermill passed it.
+
+    ``-y "seeds: [0, 1, 2]"`` gives a list, ``-p seeds "[0, 1, 2]"`` the string
+    ``"[0, 1, 2]"``: both give ``[0, 1, 2]``. ``None`` stays ``None`` (the
+    chapter's default); a tuple becomes a list. Anything else raises a
+    :class:`ValueError` that names the parameter.
+    """
+    import ast
+
+    if value is None or isinstance(value, list):
+        return value
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, str):
+        try:
+            parsed = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            parsed = None
+        if isinstance(parsed, list | tuple):
+            return list(parsed)
+    raise ValueError(
+        f'{name} must be a list such as [0, 1, 2] (papermill: -p {name} "[0, 1, 2]" or '
+        f'-y "{name}: [0, 1, 2]"), or None for the chapter\'s default; got {value!r}'
+    )
+
+
 class ChapterFailed(RuntimeError):
     """A chapter raised while papermill executed it; the message names the executed copy."""
 

@@ -155,3 +155,38 @@ def test_part_chapters_record_validation_and_detection(executed_chapters):
     for part in ("window", "light", "brand"):
         assert 0.0 <= ch03[f"ch03_map50_{part}"] <= 1.0
     assert 0.0 <= ch03["ch03_imputed_share"] <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, None),
+        ([0, 1, 2], [0, 1, 2]),
+        ((48, 64), [48, 64]),
+        ("[0, 1, 2]", [0, 1, 2]),  # papermill -p seeds "[0, 1, 2]"
+        (" [0.0, 0.25] ", [0.0, 0.25]),
+        ("(32, 64)", [32, 64]),
+        ("0, 1", [0, 1]),
+    ],
+)
+def test_list_parameters_accept_both_papermill_forms(value, expected):
+    from prreid_lib.chapters import as_list
+
+    assert as_list(value, "seeds") == expected
+
+
+@pytest.mark.parametrize("value", ["seeds", "[0, 1", 3, "{'a': 1}"])
+def test_list_parameter_that_is_no_list_is_refused_by_name(value):
+    from prreid_lib.chapters import as_list
+
+    with pytest.raises(ValueError, match="seeds must be a list"):
+        as_list(value, "seeds")
+
+
+def test_every_list_parameter_is_read_through_as_list():
+    for nb_path in list_chapters():
+        nb = json.loads(nb_path.read_text())
+        code = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+        for name in ("seeds", "input_sizes", "outside_cue_shares"):
+            if f"\n{name} = " in "\n" + code:
+                assert f"as_list({name}" in code, f"{nb_path.name}: read {name} through as_list"
