@@ -237,9 +237,11 @@ def evaluate_variant(
     seed: int = 0,
     n_trials: int | None = None,
     test_sets: Sequence[str] | None = None,
+    metric: str = "euclidean",
 ) -> pd.DataFrame:
     """VehicleID protocol on the test sets ``test_sets`` (default: all); one row per set,
-    CMC@1/@5 and mAP (mean and std).
+    CMC@1/@5 and mAP (mean and std), with the distance ``metric`` ("euclidean", the
+    paper's L2, or "cosine").
 
     Each row is stored in the run folder (``evaluations/``), keyed by the test
     images, their identities (and part boxes, for a parts-only model), the
@@ -251,13 +253,18 @@ def evaluate_variant(
         raise ValueError(f"unknown test sets {sorted(unknown)}; this data has {list(data.tests)}")
     chosen = data.tests if test_sets is None else {t: data.tests[t] for t in test_sets}
     rows = [
-        {"test set": name, **_vehicleid_row(result, test, data.test_part_boxes, trials, seed)}
+        {
+            "test set": name,
+            **_vehicleid_row(result, test, data.test_part_boxes, trials, seed, metric),
+        }
         for name, test in chosen.items()
     ]
     return pd.DataFrame(rows).set_index("test set")
 
 
-def _vehicleid_row(result, test: pd.DataFrame, part_boxes, trials: int, seed: int) -> dict:
+def _vehicleid_row(
+    result, test: pd.DataFrame, part_boxes, trials: int, seed: int, metric: str = "euclidean"
+) -> dict:
     """One test set's VehicleID figures for a run, from its evaluation cache or computed."""
     import hashlib
     import json
@@ -266,6 +273,8 @@ def _vehicleid_row(result, test: pd.DataFrame, part_boxes, trials: int, seed: in
     from prreid_lib.runs import write_json
 
     digest = hashlib.sha256(f"vehicleid-v1 {trials} {seed}".encode())
+    if metric != "euclidean":  # the default keeps the keys of evaluations stored before
+        digest.update(f" metric={metric}".encode())
     digest.update(pd.util.hash_pandas_object(test[["path", "pid"]], index=False).to_numpy())
     if not result.model.use_global and part_boxes is not None:
         used = part_boxes[part_boxes["path"].isin(set(test["path"]))]
@@ -278,7 +287,9 @@ def _vehicleid_row(result, test: pd.DataFrame, part_boxes, trials: int, seed: in
             return {k: stored[k] for k in columns}
         except (json.JSONDecodeError, KeyError, TypeError):
             pass  # a damaged cache file is recomputed and overwritten
-    res = evaluate_vehicleid(result.model, test, part_boxes=part_boxes, n_trials=trials, seed=seed)
+    res = evaluate_vehicleid(
+        result.model, test, part_boxes=part_boxes, n_trials=trials, seed=seed, metric=metric
+    )
     row = {
         "identities": int(test["pid"].nunique()),
         "CMC@1": float(res.cmc_mean[0]),
