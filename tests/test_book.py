@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import threading
 from functools import partial
@@ -23,6 +24,32 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ERROR_OUTPUTS = ".output.error, .output.traceback, .output.stderr, .cell_output .stderr"
+# MyST roles left unrendered: a reader sees "{glue:text}`key`" instead of a value
+RAW_ROLE = re.compile(r"\{glue|\{doc\}|\{cite(:[a-z]+)?\}")
+# what no cell output may show: an error, a warning, a folder of the machine that built it
+BAD_OUTPUT = re.compile(r"Traceback|Warning|/tmp/|/root/|/home/")
+CHAPTER_PAGE = re.compile(r"book/_generated/0[1-8]_")
+# right edges of tables, images and display equations beyond the text column, measured on
+# the box the reader sees (a scrolling wrapper clips its content)
+OVERFLOW_JS = """() => {
+  const col = document.querySelector("article.bd-article") || document.querySelector("main");
+  if (!col) return [];
+  const right = col.getBoundingClientRect().right + 1;
+  const bad = [];
+  for (const el of col.querySelectorAll('table, img, mjx-container[display="true"]')) {
+    let box = el.getBoundingClientRect();
+    for (let a = el; a && a !== col; a = a.parentElement) {
+      if (["auto", "scroll", "hidden"].includes(getComputedStyle(a).overflowX)) {
+        box = a.getBoundingClientRect();
+        break;
+      }
+    }
+    if (box.width > 0 && box.right > right) {
+      bad.push(`${el.tagName.toLowerCase()} ${Math.round(box.right - right)} px too wide`);
+    }
+  }
+  return bad;
+}"""
 
 
 @pytest.fixture(scope="session")
@@ -114,6 +141,31 @@ def test_every_page_renders_offline_in_chromium(built_book):
                     problems.append(f"{rel}: {n_errors} error/stderr outputs")
                 if "Traceback (most recent call last)" in page.content():
                     problems.append(f"{rel}: a Python traceback is shown")
+                raw = RAW_ROLE.search(page.inner_text("body"))
+                if raw:
+                    problems.append(f"{rel}: unrendered MyST role in the text: {raw.group(0)!r}")
+                for wide in page.evaluate(OVERFLOW_JS):
+                    problems.append(f"{rel}: {wide}, past the text column")
+                outputs = page.evaluate(
+                    "Array.from(document.querySelectorAll('.cell_output'))"
+                    ".map(e => e.textContent).join('\\n')"
+                )
+                bad = BAD_OUTPUT.search(outputs)
+                if bad:
+                    problems.append(f"{rel}: a cell output shows {bad.group(0)!r}")
+                if CHAPTER_PAGE.match(rel):
+                    if page.locator(".learning-goals").count() == 0:
+                        problems.append(f"{rel}: no learning-goals block")
+                    solutions = page.locator(".admonition.dropdown")
+                    if solutions.count() == 0:
+                        problems.append(f"{rel}: no collapsed solutions")
+                    shown = [
+                        k
+                        for k in range(solutions.count())
+                        if "toggle-hidden" not in (solutions.nth(k).get_attribute("class") or "")
+                    ]
+                    if shown:
+                        problems.append(f"{rel}: {len(shown)} solutions are not collapsed")
             # MathJax is served locally and typesets the method's equations.
             page.goto(f"{base}/book/method.html", wait_until="load")
             page.wait_for_selector("mjx-container", timeout=20_000)
