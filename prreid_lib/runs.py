@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from prreid_lib.data.dataset import stat_image
 from prreid_lib.model import PartRegularizedReID
 
 CHECKPOINT, MODEL, FINAL, CONFIG = "checkpoint.pt", "model.pt", "final.json", "config.json"
@@ -110,13 +111,7 @@ _DIGESTS: dict[tuple[str, int, int], str] = {}
 def content_digest(path: str | Path) -> str:
     """:func:`file_digest` of ``path``, remembered for the process while the file's size and
     modification time stay the same; a missing file is a clear error."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise FileNotFoundError(
-            f"image {path} listed in the data frame does not exist; "
-            "check the data root or regenerate the data set"
-        ) from None
+    st = stat_image(path)
     key = (str(path), st.st_size, st.st_mtime_ns)
     if key not in _DIGESTS:
         _DIGESTS[key] = file_digest(path)

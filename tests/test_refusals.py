@@ -8,24 +8,10 @@ from pathlib import Path
 import pytest
 
 from prreid_lib.cli import main
-from prreid_lib.config import SynthConfig
 from prreid_lib.data import synthetic as S
+from tests.test_synthetic import TINY
 
-TINY_SYNTH = SynthConfig(
-    n_makes=2,
-    models_per_make=1,
-    n_colours=2,
-    veri_train_ids=4,
-    veri_test_ids=3,
-    veri_cameras=3,
-    veri_images_per_id=3,
-    vehicleid_train_ids=4,
-    vehicleid_test_sizes=(2, 3, 4),
-    vehicleid_images_per_id=2,
-    n_annotated=4,
-    n_part_val=2,
-    image_size=48,
-)
+TINY_SYNTH = TINY
 
 
 def _one_line(text: str) -> str:

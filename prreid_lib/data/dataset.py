@@ -39,17 +39,22 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("PRREID_CACHE_DIR", Path.home() / ".cache" / "prreid"))
 
 
+def stat_image(path: str | os.PathLike) -> os.stat_result:
+    """``os.stat`` of an image a data frame lists; a missing file is a clear error."""
+    try:
+        return os.stat(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"image {path} listed in the data frame does not exist; "
+            "check the data root or regenerate the data set"
+        ) from None
+
+
 def files_fingerprint(paths: Sequence[str]) -> str:
     """SHA-1 of every path with its size and modification time (a missing file is an error)."""
     digest = hashlib.sha1()
     for path in paths:
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            raise FileNotFoundError(
-                f"image {path} listed in the data frame does not exist; "
-                "check the data root or regenerate the data set"
-            ) from None
+        st = stat_image(path)
         digest.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
