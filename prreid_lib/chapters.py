@@ -24,6 +24,12 @@ GENERATED_DIR = REPO_ROOT / "book" / "_generated"
 TIMINGS_FILE = "chapter_timings.csv"
 
 
+def output_dir_for(profile: str, output_dir: str | None = None) -> str:
+    """Where a profile's runs and tables go: ``output_dir``, or ``runs/<profile>`` by default
+    (the same default for ``prreid book``, ``prreid archive`` and every chapter)."""
+    return str(output_dir) if output_dir else str(Path("runs") / profile)
+
+
 def as_list(value: object, name: str = "value") -> list | None:
     """A list parameter as a list, whichever way papermill passed it.
 

@@ -84,10 +84,11 @@ def _cmd_book(args: argparse.Namespace) -> int:
         ChapterParameters,
         build_book,
         list_chapters,
+        output_dir_for,
         run_chapters,
     )
 
-    output_dir = args.output_dir or str(Path("runs") / args.profile)
+    output_dir = output_dir_for(args.profile, args.output_dir)
     params = ChapterParameters(
         args.profile, args.data_root, args.seed, args.device, output_dir, args.data_seed
     )
@@ -123,9 +124,10 @@ def _cmd_book(args: argparse.Namespace) -> int:
 
 
 def _cmd_archive(args: argparse.Namespace) -> int:
+    from prreid_lib.chapters import output_dir_for
     from prreid_lib.results import RESULTS_ROOT, archive_tables
 
-    output_dir = args.output_dir or str(Path("runs") / args.profile)
+    output_dir = output_dir_for(args.profile, args.output_dir)
     dest = archive_tables(args.profile, output_dir, args.results or RESULTS_ROOT)
     print(f"archived the tables of {output_dir} in {dest} (commit them with git)")
     return 0
