@@ -151,9 +151,12 @@ def train_detector(
     weights = run_dir / "weights" / "best.pt"
     done = run_dir / "done.json"
     if done.is_file() and weights.is_file() and not force:
-        info = json.loads(done.read_text())
-        history = pd.read_csv(run_dir / "results.csv")
-        return DetectorRun(weights, run_dir, key, history, info["seconds"], reused=True)
+        try:
+            info = json.loads(done.read_text())
+            history = pd.read_csv(run_dir / "results.csv")
+            return DetectorRun(weights, run_dir, key, history, info["seconds"], reused=True)
+        except (OSError, ValueError, KeyError):
+            pass  # a damaged record is not a finished run: train again
 
     import torch
     from ultralytics import YOLO
@@ -199,7 +202,9 @@ def train_detector(
         "seed": seed,
         "train_args": extra,
     }
-    done.write_text(json.dumps(info, indent=2))
+    tmp = done.with_name(f".{done.name}.{os.getpid()}.tmp")  # the marker appears whole or not
+    tmp.write_text(json.dumps(info, indent=2))
+    tmp.replace(done)
     history = pd.read_csv(run_dir / "results.csv")
     return DetectorRun(weights, run_dir, key, history, seconds, reused=False)
 
