@@ -4,8 +4,9 @@
 ``pid``) once, resized to ``input_size`` x ``input_size``, into one uint8
 tensor (N, 3, H, W), and caches it as an ``.npy`` file keyed by the list of
 files (path, size, modification time) and the size, so a rerun loads it in
-about a second. Part boxes (the table of CONTRACTS: ``path, part, x1, y1, x2,
-y2, img_w, img_h, score, imputed``) become normalised boxes (N, P, 2, 4) with a
+about a second. Part boxes (a table with ``prreid_lib.parts.PART_BOX_COLUMNS``:
+``path, part, x1, y1, x2, y2, img_w, img_h, score, imputed``) become normalised
+boxes (N, P, 2, 4) with a
 validity mask (N, P, 2): window and brand use slot 0, lights up to two slots
 (the two highest-scoring boxes, left one first). Identities are relabelled to
 0..C-1 for the classifiers.
@@ -178,7 +179,8 @@ def boxes_to_tensors(
     if not need <= set(part_boxes.columns):
         raise ValueError(
             f"part boxes table lacks columns {sorted(need - set(part_boxes.columns))}; "
-            "expected path, part, x1, y1, x2, y2, img_w, img_h, score (see CONTRACTS)"
+            "expected path, part, x1, y1, x2, y2, img_w, img_h, score (pixels; the table that "
+            "prreid_lib.parts.select_part_boxes or chapter 3 writes)"
         )
     n, n_parts = len(paths), len(parts)
     boxes = np.zeros((n, n_parts, MAX_SLOTS, 4), dtype=np.float32)
