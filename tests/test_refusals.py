@@ -421,9 +421,18 @@ def test_bad_coco_boxes_are_problems(one_label, bbox) -> None:
 # ----------------------------------------------------------------- broken images
 
 
+@pytest.mark.parametrize("hooked", [False, True], ids=["plain PIL", "after ultralytics"])
 @pytest.mark.parametrize("damage", ["truncated", "text", "empty"])
-def test_broken_image_names_the_file(tmp_path: Path, damage: str) -> None:
+def test_broken_image_names_the_file(tmp_path: Path, damage: str, hooked: bool) -> None:
+    """Also once ultralytics is imported: it hooks PIL's open to retry unidentified files
+    through an optional HEIF package, which must not turn a bad file into an ImportError."""
     import io
+
+    if hooked:
+        from prreid_lib.yolo_env import configure_offline
+
+        configure_offline()
+        import ultralytics.utils.patches  # noqa: F401 - installs the hook on PIL.Image.open
 
     import numpy as np
     from PIL import Image

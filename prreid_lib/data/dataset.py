@@ -60,6 +60,21 @@ def files_fingerprint(paths: Sequence[str]) -> str:
     return digest.hexdigest()
 
 
+_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"BM", b"GIF8", b"II*\x00", b"MM\x00*")
+
+
+def _has_image_signature(path: str) -> bool:
+    """Whether the file starts like an image PIL decodes without plugins.
+
+    Checked before ``Image.open``, so a text or empty file never reaches a
+    plugin loader that another library may have hooked into PIL (ultralytics
+    retries unidentified files through an optional HEIF package).
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+    return head.startswith(_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+
+
 def _decode(path: str, size: int) -> tuple[np.ndarray, tuple[int, int]]:
     """One image -> (3, size, size) uint8 and its original (width, height).
 
@@ -67,6 +82,8 @@ def _decode(path: str, size: int) -> tuple[np.ndarray, tuple[int, int]]:
     :class:`~prreid_lib.data.errors.DatasetFormatError` naming it.
     """
     try:
+        if not _has_image_signature(path):
+            raise ValueError("not an image file (no JPEG, PNG, BMP, GIF, WebP or TIFF signature)")
         with Image.open(path) as im:
             original = im.size
             im.draft("RGB", (size, size))  # JPEG: decode at a reduced scale when possible
@@ -74,7 +91,7 @@ def _decode(path: str, size: int) -> tuple[np.ndarray, tuple[int, int]]:
             return np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1), original
     except FileNotFoundError:
         raise
-    except (OSError, ValueError, SyntaxError) as err:  # PIL's ways of saying "not decodable"
+    except (OSError, ValueError, SyntaxError, ImportError) as err:  # "not decodable"
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise DatasetFormatError(
             path,
