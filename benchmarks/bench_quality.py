@@ -71,10 +71,11 @@ def check_targets(profile: str, data_seed: int, runs: str, threads: int) -> pd.D
     import subprocess
 
     from prreid_lib.studies import (
-        ABLATION_VARIANTS,
         BASELINE,
         FULL,
+        HEADLINE_PAIR,
         compare_over_seeds,
+        headline_seeds,
         load_study_data,
         part_gain,
         seed_summary,
@@ -82,10 +83,9 @@ def check_targets(profile: str, data_seed: int, runs: str, threads: int) -> pd.D
 
     torch.set_num_threads(threads)
     data = load_study_data(profile, None, data_seed, runs, "auto")
-    seeds = list(range(data.profile.n_seeds))
-    pair = {name: ABLATION_VARIANTS[name] for name in (BASELINE, FULL)}
+    seeds = headline_seeds(data.profile)
     tic = time.perf_counter()
-    per_seed = compare_over_seeds(data, pair, seeds, runs, eval_seed=data_seed)
+    per_seed = compare_over_seeds(data, HEADLINE_PAIR, seeds, runs, eval_seed=data_seed)
     summary = seed_summary(per_seed)
     gain = part_gain(summary)
     measured = {

@@ -41,6 +41,14 @@ ABLATION_VARIANTS: dict[str, dict[str, Any]] = {
     "Baseline (w/o parts)": {"lambda_p": NO_PARTS},
 }
 """The seven rows of the paper's Table 4, as overrides of the profile's TrainConfig."""
+HEADLINE_PAIR = {name: ABLATION_VARIANTS[name] for name in (BASELINE, FULL)}
+"""Chapter 4's comparison: the baseline and the part-regularized model."""
+
+
+def headline_seeds(profile: Profile, first: int = 0) -> list[int]:
+    """The training seeds of the headline comparison: ``first``, ``first + 1``, ... (the
+    profile's ``n_seeds`` of them)."""
+    return [first + i for i in range(profile.n_seeds)]
 
 
 @dataclass
