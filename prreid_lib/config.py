@@ -98,6 +98,25 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class StudySizes:
+    """How large the studies of chapters 5, 7 and 8 are (what each profile's time allows)."""
+
+    veri_train: str = "veri776"
+    """Chapter 5: the training set of its VeRi-776 models: ``"veri776"`` trains the pair
+    again, ``"vehicleid"`` reuses chapter 4's (a cross-set test, no training)."""
+    input_sizes: tuple[int, ...] = (128, 256, 512)
+    """Chapter 7: input sizes (px) the part-regularized model is trained at."""
+    outside_cue_shares: tuple[float, ...] = (0.0, 0.5, 1.0)
+    """Chapter 7: levels of SynthVeh's ``outside_cue_share``, one data set each."""
+    random_start: bool = True
+    """Chapter 7: also train the headline pair from a random start."""
+    cam_pairs: int = 4
+    """Chapter 8: near-duplicate pairs whose class activation maps are drawn."""
+    cam_images: int = 300
+    """Chapter 8: at most this many training images in the share-in-parts measure."""
+
+
+@dataclass(frozen=True)
 class Profile:
     """All settings of one profile; ``real_data`` names a real data set or ``None``."""
 
@@ -110,6 +129,8 @@ class Profile:
     pretrain: PretrainConfig | None = None
     n_seeds: int = 1
     """Training seeds of the headline comparison (chapter 4): ``seed``, ``seed + 1``, ..."""
+    study: StudySizes = StudySizes()
+    """Sizes of the chapters' studies (:class:`StudySizes`)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (for hashing runs and printing)."""
@@ -140,6 +161,7 @@ _SMOKE = Profile(
     eval=EvalConfig(n_trials=2),
     pretrain=PretrainConfig(epochs=1),
     n_seeds=2,
+    study=StudySizes(veri_train="vehicleid", input_sizes=(48, 64), outside_cue_shares=(0.0, 1.0)),
 )
 
 _QUICK = Profile(
@@ -157,6 +179,14 @@ _QUICK = Profile(
     train=TrainConfig(epochs=6, batch_size=32, lr=0.03, lr_gamma=0.85),
     pretrain=PretrainConfig(epochs=5, lr=0.03, lr_gamma=0.85),
     n_seeds=3,
+    # Chapter 5 reuses chapter 4's models for VeRi-776; chapter 7 at 48 and 64 px, cues
+    # inside or outside, without its random-start pair: the 20-minute budget has no room.
+    study=StudySizes(
+        veri_train="vehicleid",
+        input_sizes=(48, 64),
+        outside_cue_shares=(0.0, 1.0),
+        random_start=False,
+    ),
 )
 
 _PAPER = Profile(

@@ -36,6 +36,8 @@ __all__ = [
     "PREDICTION_COLUMNS",
     "DetectionReport",
     "DetectorRun",
+    "PartBoxSteps",
+    "detect_part_box_steps",
     "detect_part_boxes",
     "dataset_images",
     "evaluate_detector",
@@ -326,6 +328,39 @@ def evaluate_detector(
     )
 
 
+@dataclass
+class PartBoxSteps:
+    """The part boxes of :func:`detect_part_box_steps` after each step of the pipeline.
+
+    ``raw``: every detection (columns ``PREDICTION_COLUMNS``); ``selected``: one box per
+    part and image, two lights, lights extended; ``boxes``: ``selected`` with the
+    missing parts imputed (flagged ``imputed``), the table the re-id model consumes.
+    """
+
+    raw: pd.DataFrame
+    selected: pd.DataFrame
+    boxes: pd.DataFrame
+
+
+def detect_part_box_steps(
+    images: pd.DataFrame,
+    weights: str | Path,
+    cfg: DetectorConfig,
+    device: str = "auto",
+    bottoms: pd.Series | None = None,
+    fallback: str = "view",
+    cache_dir: str | Path | None = None,
+) -> PartBoxSteps:
+    """:func:`detect_part_boxes`, keeping the table of every step (:class:`PartBoxSteps`)."""
+    from prreid_lib.parts import extend_lights, impute_missing_parts, select_part_boxes
+
+    raw = predict_parts(weights, images["path"], cfg.imgsz, cfg.conf, device, cache_dir)
+    chosen = extend_lights(select_part_boxes(raw), bottoms)
+    if "dataset" in images:  # identity numbers restart in every data set
+        images = images.assign(pid=images["dataset"] + "/" + images["pid"].astype(str))
+    return PartBoxSteps(raw, chosen, impute_missing_parts(chosen, images, fallback=fallback))
+
+
 def detect_part_boxes(
     images: pd.DataFrame,
     weights: str | Path,
@@ -342,14 +377,9 @@ def detect_part_boxes(
     vehicle's bottom (``bottoms`` per path, default the image's bottom) and
     fills missing parts with the identity's average box
     (:func:`~prreid_lib.parts.impute_missing_parts`, flagged ``imputed``).
+    :func:`detect_part_box_steps` keeps the tables of the steps too.
     """
-    from prreid_lib.parts import extend_lights, impute_missing_parts, select_part_boxes
-
-    raw = predict_parts(weights, images["path"], cfg.imgsz, cfg.conf, device, cache_dir)
-    chosen = extend_lights(select_part_boxes(raw), bottoms)
-    if "dataset" in images:  # identity numbers restart in every data set
-        images = images.assign(pid=images["dataset"] + "/" + images["pid"].astype(str))
-    return impute_missing_parts(chosen, images, fallback=fallback)
+    return detect_part_box_steps(images, weights, cfg, device, bottoms, fallback, cache_dir).boxes
 
 
 def dataset_images(root: str | Path) -> pd.DataFrame:

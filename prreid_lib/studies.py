@@ -14,9 +14,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from prreid_lib.config import PART_NAMES, Profile, TrainConfig, get_profile
+from prreid_lib.paper_tables import PAPER_LABEL
 
 TEST_SET_NAMES = ("small", "medium", "large")
 """VehicleID test sets in the order of their (real) sizes 800, 1600, 2400."""
@@ -49,6 +51,97 @@ def headline_seeds(profile: Profile, first: int = 0) -> list[int]:
     """The training seeds of the headline comparison: ``first``, ``first + 1``, ... (the
     profile's ``n_seeds`` of them)."""
     return [first + i for i in range(profile.n_seeds)]
+
+
+def resolve_data_root(
+    profile: str | Profile, data_root: str | Path | None = None, data_seed: int = 0
+) -> Path:
+    """The chapters' data folder: ``data_root``, or (``None``) the profile's SynthVeh of seed
+    ``data_seed``, generated on first use (:func:`prreid_lib.data.synthetic.ensure_synthveh`)."""
+    if data_root is not None:
+        return Path(data_root)
+    from prreid_lib.data import ensure_synthveh
+
+    return ensure_synthveh(
+        get_profile(profile) if isinstance(profile, str) else profile, seed=data_seed
+    )
+
+
+def is_synthveh(root: str | Path) -> bool:
+    """Whether ``root`` is a SynthVeh export (it has ``synthveh.json``), not real data."""
+    return (Path(root) / "synthveh.json").is_file()
+
+
+def load_data_sets(root: str | Path) -> tuple[Any, Any]:
+    """``(VeRi-776, VehicleID)`` under ``root`` (VehicleID with its 800-identity test list);
+    one the folder lacks is ``None`` (the reason printed), neither raises
+    ``FileNotFoundError``."""
+    from prreid_lib.data import DatasetFormatError, load_vehicleid, load_veri776
+
+    loaded = []
+    for loader, args in ((load_veri776, ()), (load_vehicleid, (REAL_TEST_SIZES[0],))):
+        try:
+            loaded.append(loader(root, *args))
+        except DatasetFormatError as err:
+            print(f"not loaded: {err}")
+            loaded.append(None)
+    if loaded == [None, None]:
+        raise FileNotFoundError(
+            f"neither VeRi-776 nor VehicleID was found under data_root={root}: pass the folder "
+            "that holds VeRi-776/ and/or VehicleID_V1.0/, or data_root=None for SynthVeh"
+        )
+    return loaded[0], loaded[1]
+
+
+def resolve_parts_yaml(root: str | Path, parts_yaml: str | Path | None = None) -> Path:
+    """The part labels' YOLO ``data.yaml``: ``parts_yaml``, or ``<root>/parts/data.yaml``
+    (SynthVeh's labelled subset). A missing file raises ``FileNotFoundError`` naming it."""
+    path = Path(parts_yaml) if parts_yaml else Path(root) / "parts" / "data.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no part labels at {path}: label about 500 images (window, light, brand) in YOLO "
+            "format as chapter 2 explains (its annotator helps) and pass parts_yaml=<your "
+            "data.yaml>"
+        )
+    return path
+
+
+def parts_spec(parts_yaml: str | Path) -> tuple[dict[str, Any], Path]:
+    """A part labels' ``data.yaml`` as a dict, and the folder its ``train`` and ``val``
+    paths are relative to (its ``path`` entry, else the yaml's folder)."""
+    import yaml
+
+    parts_yaml = Path(parts_yaml)
+    spec = yaml.safe_load(parts_yaml.read_text())
+    return spec, Path(spec.get("path") or parts_yaml.parent)
+
+
+def detected_boxes_path(output_dir: str | Path = "runs") -> Path:
+    """The file of chapter 3's part boxes: ``output_dir/ch03/part_boxes.csv``."""
+    return Path(output_dir) / DETECTED_BOXES_FILE
+
+
+def save_detected_boxes(boxes: pd.DataFrame, output_dir: str | Path = "runs") -> Path:
+    """Write the part boxes of every image (chapter 3) where :func:`load_detected_boxes`
+    and :func:`load_study_data` find them; returns the file."""
+    path = detected_boxes_path(output_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")  # readers never see half a file
+    boxes.to_csv(tmp, index=False)
+    tmp.replace(path)
+    return path
+
+
+def load_detected_boxes(output_dir: str | Path = "runs") -> pd.DataFrame:
+    """The part boxes :func:`save_detected_boxes` wrote under ``output_dir``; a missing
+    file raises ``FileNotFoundError`` that says to run chapter 3."""
+    path = detected_boxes_path(output_dir)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: no detected part boxes; run chapter 3 (03_part_detection) with "
+            f"output_dir={output_dir}, or use part_source='ground_truth'"
+        )
+    return pd.read_csv(path)
 
 
 @dataclass
@@ -113,13 +206,13 @@ def load_study_data(
     epoch in the smoke profile finds nothing), else the ground truth. Real data
     without detected boxes raise a clear error.
     """
-    from prreid_lib.data import ensure_synthveh, load_synthveh_parts, load_vehicleid
+    from prreid_lib.data import load_synthveh_parts, load_vehicleid
     from prreid_lib.data.vehicleid import available_test_sizes
     from prreid_lib.parts import ground_truth_part_boxes, impute_missing_parts
 
     prof = get_profile(profile) if isinstance(profile, str) else profile
-    root = ensure_synthveh(prof, seed=data_seed) if data_root is None else Path(data_root)
-    synthetic = (root / "synthveh.json").exists()
+    root = resolve_data_root(prof, data_root, data_seed)
+    synthetic = is_synthveh(root)
     vid = load_vehicleid(root, test_size=REAL_TEST_SIZES[0])
     sizes = [s for s in REAL_TEST_SIZES if s in available_test_sizes(vid.root)]
     tests = {
@@ -127,10 +220,11 @@ def load_study_data(
         for name, size in zip(TEST_SET_NAMES, REAL_TEST_SIZES, strict=True)
         if size in sizes
     }
-    detected = Path(output_dir) / DETECTED_BOXES_FILE
+    detected = detected_boxes_path(output_dir)
     if part_source not in {"auto", "detected", "ground_truth"}:
         raise ValueError(f"part_source must be auto, detected or ground_truth; got {part_source!r}")
-    coverage = _coverage(detected, vid.train["path"]) if detected.exists() else 0.0
+    found = load_detected_boxes(output_dir) if detected.is_file() else None
+    coverage = _coverage(found, vid.train["path"]) if found is not None else 0.0
     use_detected = part_source == "detected" or (
         part_source == "auto" and coverage >= MIN_DETECTED_COVERAGE
     )
@@ -143,12 +237,7 @@ def load_study_data(
         gt_boxes = impute_missing_parts(ground_truth_part_boxes(parts_table), everything)
         test_boxes = gt_boxes
     if use_detected:
-        if not detected.exists():
-            raise FileNotFoundError(
-                f"{detected}: no detected part boxes; run chapter 3 (03_part_detection) with "
-                f"output_dir={output_dir}, or use part_source='ground_truth'"
-            )
-        boxes = pd.read_csv(detected)
+        boxes = found if found is not None else load_detected_boxes(output_dir)
         source = f"detected (chapter 3), {coverage:.0%} of training images with a box"
     elif gt_boxes is not None:
         boxes, source = gt_boxes, "ground truth (SynthVeh), missing parts imputed"
@@ -180,9 +269,9 @@ def load_study_data(
     return data
 
 
-def _coverage(boxes_csv: Path, paths: pd.Series) -> float:
-    """Share of ``paths`` with at least one row in the part boxes table ``boxes_csv``."""
-    have = set(pd.read_csv(boxes_csv, usecols=["path"])["path"])
+def _coverage(boxes: pd.DataFrame, paths: pd.Series) -> float:
+    """Share of ``paths`` with at least one row in the part boxes table ``boxes``."""
+    have = set(boxes["path"])
     return float(paths.isin(have).mean()) if len(paths) else 0.0
 
 
@@ -384,3 +473,145 @@ def part_gain(summary: pd.DataFrame, base: str = BASELINE, full: str = FULL) -> 
     gain = float(summary.loc[full, "CMC@1"] - summary.loc[base, "CMC@1"])
     noise = float(summary.loc[[base, full], "CMC@1 std over seeds"].max())
     return {"gain": gain, "noise": noise, "ratio": gain / noise if noise > 0 else float("inf")}
+
+
+def table_labels(data: StudyData) -> tuple[str, str]:
+    """``(ours, paper)``: the column labels of a table that sets our numbers beside the
+    paper's; ours names the data actually used (``StudyData.label``)."""
+    return data.label, PAPER_LABEL
+
+
+def train_variants(
+    data: StudyData,
+    variants: Mapping[str, Mapping[str, Any]],
+    output_dir: str | Path = "runs",
+    seed: int = 0,
+    device: str = "auto",
+    **common: Any,
+) -> dict[str, Any]:
+    """:func:`train_variant` for every named variant (its overrides, then ``common``, e.g.
+    ``dataset="veri776"``); ``{name: TrainResult}`` in the order of ``variants``."""
+    return {
+        name: train_variant(data, name, output_dir, seed, device, **{**overrides, **common})
+        for name, overrides in variants.items()
+    }
+
+
+def synthveh_variant(
+    data: StudyData,
+    name: str,
+    root: str | Path,
+    data_seed: int = 0,
+    output_dir: str | Path = "runs",
+    device: str = "auto",
+    **synth: Any,
+) -> StudyData:
+    """The SynthVeh world of ``data`` with other :class:`~prreid_lib.config.SynthConfig`
+    values (``synth``), generated (or reused) under ``root`` as profile ``name``.
+
+    It has no pretraining split of its own: its variants start from ``data``'s
+    pretrained backbone, and train on SynthVeh's ground-truth part boxes.
+    """
+    if not data.synthetic:
+        raise ValueError(
+            f"{data.root} is real data: only SynthVeh can be generated again with other "
+            f"settings ({sorted(synth)}); use data_root=None"
+        )
+    from prreid_lib.data import ensure_synthveh
+
+    profile = replace(
+        data.profile, name=name, synth=replace(data.profile.synth, pretrain_ids=0, **synth)
+    )
+    root = ensure_synthveh(profile, root=Path(root), seed=data_seed)
+    return load_study_data(
+        profile, root, data_seed, output_dir, "ground_truth", device, start=data.start
+    )
+
+
+def same_camera_junk(query: pd.DataFrame, gallery: pd.DataFrame) -> np.ndarray:
+    """``(len(query), len(gallery))`` booleans: the gallery images the VeRi-776 protocol
+    ignores for each query (same vehicle, same camera;
+    ``prreid_lib.data.veri776.rule_gt_junk``)."""
+    from prreid_lib.data.veri776 import rule_gt_junk
+
+    _, junk = rule_gt_junk(query, gallery)
+    mask = np.zeros((len(query), len(gallery)), dtype=bool)
+    for row, columns in enumerate(junk):
+        mask[row, columns] = True
+    return mask
+
+
+def veri_figures(result: Mapping[str, Any]) -> dict[str, float]:
+    """One column of a VeRi-776 table from :func:`prreid_lib.evaluate.evaluate_veri`:
+    image-to-image mAP and CMC@1 and, with tracks, image-to-track mAP, HIT@1 and HIT@5."""
+    row = {
+        "mAP (image-to-image)": result["image"].mAP,
+        "CMC@1 (image-to-image)": result["image"].cmc[0],
+    }
+    if "track" in result:
+        row.update(
+            {
+                "mAP (image-to-track)": result["track"].mAP,
+                "HIT@1": result["track"].cmc[0],
+                "HIT@5": result["track"].cmc[4],
+            }
+        )
+    return row
+
+
+def near_duplicate_images(data: StudyData) -> pd.DataFrame:
+    """The VehicleID training images with a near-duplicate ``group`` column.
+
+    SynthVeh: the make-model-colour group of each identity, front views only
+    (when there are any); real VehicleID: model and colour ids where annotated.
+    Without such labels every image is in one group ``"all"``.
+    """
+    train = data.vehicleid.train
+    frame = train.copy()
+    identities = data.vehicleid.root / "synthveh_identities.csv"
+    if identities.exists():
+        from prreid_lib.data import load_synthveh_parts
+
+        groups = pd.read_csv(identities).set_index("pid")["group"]
+        frame["group"] = frame["pid"].map(groups).astype(str)
+        views = load_synthveh_parts(data.vehicleid.root).drop_duplicates("path")
+        frame["view"] = frame["path"].map(views.set_index("path")["view"])
+        if (frame["view"] == "front").any():
+            frame = frame[frame["view"] == "front"]
+    elif {"model_id", "colour_id"} <= set(frame.columns):
+        known = frame["model_id"].notna() & frame["colour_id"].notna()
+        frame = frame[known].assign(
+            group=lambda f: f["model_id"].astype(str) + "-" + f["colour_id"].astype(str)
+        )
+    if "group" not in frame or not (frame.groupby("group")["pid"].nunique() >= 2).any():
+        frame = train.assign(group="all")  # no attributes: any two identities
+    return frame
+
+
+def sample_pairs(frame: pd.DataFrame, n_pairs: int, seed: int = 0) -> pd.DataFrame:
+    """Up to ``n_pairs`` pairs of different identities of one ``group``, one image each.
+
+    ``frame`` has ``pid`` and ``group`` (and any other columns, kept). Rows
+    ``2k`` and ``2k + 1`` are pair ``k``. Groups are visited in a random order
+    (``seed``), one pair per group first, then further pairs from the groups
+    again; no identity appears twice.
+    """
+    rng = np.random.default_rng(seed)
+    sizes = frame.groupby("group")["pid"].nunique()
+    groups = [g for g in rng.permutation(sizes.index.to_numpy()) if sizes[g] >= 2]
+    rows: list[dict[str, Any]] = []
+    for g in groups * n_pairs:
+        if len(rows) >= 2 * n_pairs:
+            break
+        used = {r["pid"] for r in rows}
+        pids = [p for p in frame.loc[frame["group"] == g, "pid"].unique() if p not in used]
+        for pid in rng.permutation(pids)[:2] if len(pids) >= 2 else []:
+            images = frame[frame["pid"] == pid]
+            rows.append(images.iloc[int(rng.integers(len(images)))].to_dict())
+    return pd.DataFrame(rows).reset_index(drop=True)
+
+
+def near_duplicate_pairs(data: StudyData, n_pairs: int, seed: int = 0) -> pd.DataFrame:
+    """Pairs of near-duplicate identities of the VehicleID training set, one image each
+    (the paper's Fig. 5): :func:`sample_pairs` of :func:`near_duplicate_images`."""
+    return sample_pairs(near_duplicate_images(data), n_pairs, seed)

@@ -278,6 +278,27 @@ def test_identities_of_different_data_sets_are_not_mixed(monkeypatch):
     assert win_b["impute_source"] == "all" and win_b["x1"] == pytest.approx(25)
 
 
+def test_detect_part_box_steps_keeps_every_step_of_detect_part_boxes(monkeypatch):
+    det = pd.DataFrame(
+        [
+            ("a.jpg", "window", 0, 0, 10, 10, 0.9),
+            ("a.jpg", "window", 1, 1, 11, 11, 0.5),
+            ("a.jpg", "light", 5, 60, 20, 70, 0.8),
+        ],
+        columns=["path", "part", "x1", "y1", "x2", "y2", "score"],
+    ).assign(img_w=100, img_h=100)
+    monkeypatch.setattr(detector, "predict_parts", lambda *a, **k: det)
+    images = pd.DataFrame({"path": ["a.jpg", "b.jpg"], "pid": [1, 1], "img_w": 100, "img_h": 100})
+    steps = detector.detect_part_box_steps(images, "unused.pt", TINY)
+    pd.testing.assert_frame_equal(steps.raw, det)
+    assert len(steps.selected[steps.selected["part"] == "window"]) == 1  # the best one kept
+    assert (steps.selected.loc[steps.selected["part"] == "light", "y2"] == 100).all()  # extended
+    assert steps.boxes["imputed"].any() and not steps.selected["path"].eq("b.jpg").any()
+    pd.testing.assert_frame_equal(
+        steps.boxes, detector.detect_part_boxes(images, "unused.pt", TINY)
+    )
+
+
 def test_dataset_images_lists_every_split_with_views(smoke_data):
     from prreid_lib.data import load_vehicleid, load_veri776
 

@@ -1,0 +1,206 @@
+"""The chapters' seam to the library: data roots, part labels, detected boxes, variants,
+labels, the VeRi-776 junk rule, near-duplicate pairs and the profiles' study sizes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from prreid_lib import studies
+from prreid_lib.config import PROFILES, get_profile
+from prreid_lib.paper_tables import PAPER_LABEL
+
+START = SimpleNamespace(path=Path("pretrained.pt"))
+"""Stands in for the pretrained backbone, so loading the data trains nothing."""
+
+
+def _smoke_study(smoke_data: Path, output_dir: Path, part_source: str = "ground_truth"):
+    return studies.load_study_data(
+        "smoke", smoke_data, 0, output_dir, part_source, "cpu", start=START
+    )
+
+
+def test_data_root_is_the_given_folder_or_the_profiles_synthveh(monkeypatch, tmp_path):
+    assert studies.resolve_data_root("smoke", tmp_path) == tmp_path
+    calls = []
+    monkeypatch.setattr(
+        "prreid_lib.data.synthetic.ensure_synthveh",
+        lambda prof, seed: calls.append((prof.name, seed)) or tmp_path / "made",
+    )
+    assert studies.resolve_data_root("smoke", None, data_seed=3) == tmp_path / "made"
+    assert calls == [("smoke", 3)]
+
+
+def test_synthveh_is_told_from_real_data(smoke_data, tmp_path):
+    assert studies.is_synthveh(smoke_data)
+    assert not studies.is_synthveh(tmp_path)
+
+
+def test_load_data_sets_takes_what_the_folder_holds(smoke_data, tmp_path, capsys):
+    veri, vid = studies.load_data_sets(smoke_data)
+    assert len(veri.train) and len(vid.train) and len(vid.test)
+    only_vid = tmp_path / "only_vehicleid"
+    only_vid.mkdir()
+    (only_vid / "VehicleID").symlink_to(smoke_data / "VehicleID")
+    veri, vid = studies.load_data_sets(only_vid)
+    assert veri is None and vid is not None
+    assert "not loaded" in capsys.readouterr().out
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="neither VeRi-776 nor VehicleID.*data_root=None"):
+        studies.load_data_sets(empty)
+
+
+def test_parts_yaml_defaults_to_the_labelled_subset_and_names_a_missing_file(smoke_data, tmp_path):
+    path = studies.resolve_parts_yaml(smoke_data)
+    assert path == smoke_data / "parts" / "data.yaml"
+    assert studies.resolve_parts_yaml(tmp_path, path) == path
+    spec, root = studies.parts_spec(path)
+    assert {"train", "val", "names"} <= set(spec)
+    assert (root / spec["train"]).is_dir()
+    missing = tmp_path / "mine" / "data.yaml"
+    with pytest.raises(FileNotFoundError, match=f"{missing}.*parts_yaml="):
+        studies.resolve_parts_yaml(tmp_path, missing)
+
+
+def test_detected_boxes_round_trip_through_one_file(tmp_path):
+    boxes = pd.DataFrame(
+        {
+            "path": ["/a.jpg", "/a.jpg"],
+            "part": ["window", "light"],
+            "side": [None, "left"],
+            "x1": [1.5, 2.0],
+            "y1": [0.0, 3.0],
+            "x2": [10.0, 5.0],
+            "y2": [4.0, 9.0],
+            "imputed": [False, True],
+        }
+    )
+    written = studies.save_detected_boxes(boxes, tmp_path)
+    assert written == tmp_path / "ch03" / "part_boxes.csv" == studies.detected_boxes_path(tmp_path)
+    pd.testing.assert_frame_equal(studies.load_detected_boxes(tmp_path), boxes)
+    assert [p.name for p in written.parent.iterdir()] == ["part_boxes.csv"]  # no temporary left
+    with pytest.raises(FileNotFoundError, match="run chapter 3 .*part_source='ground_truth'"):
+        studies.load_detected_boxes(tmp_path / "elsewhere")
+
+
+def test_load_study_data_reads_the_saved_detections(smoke_data, tmp_path):
+    truth = _smoke_study(smoke_data, tmp_path)
+    assert truth.part_source.startswith("ground truth")
+    studies.save_detected_boxes(truth.part_boxes.assign(x1=0.0), tmp_path)
+    detected = _smoke_study(smoke_data, tmp_path, "auto")
+    assert detected.part_source.startswith("detected (chapter 3), 100%")
+    assert (detected.part_boxes["x1"] == 0.0).all()
+    with pytest.raises(FileNotFoundError, match="run chapter 3"):
+        _smoke_study(smoke_data, tmp_path / "none", "detected")
+
+
+def test_table_labels_name_the_data_used(smoke_data, tmp_path):
+    data = _smoke_study(smoke_data, tmp_path)
+    assert studies.table_labels(data) == ("ours (SynthVeh, smoke)", PAPER_LABEL)
+    real = studies.StudyData(get_profile("vehicleid"), tmp_path, False, None, {}, None, None, "")
+    ours, paper = studies.table_labels(real)
+    assert ours == "ours (VehicleID, vehicleid profile)" and "SynthVeh" not in ours
+    assert paper == PAPER_LABEL
+
+
+def test_train_variants_trains_each_with_its_overrides_and_the_common_ones(monkeypatch):
+    calls = []
+
+    def fake(data, name, output_dir, seed, device, **overrides):
+        calls.append((name, output_dir, seed, device, overrides))
+        return f"run of {name}"
+
+    monkeypatch.setattr(studies, "train_variant", fake)
+    runs = studies.train_variants("data", studies.HEADLINE_PAIR, "out", 2, "cpu", dataset="veri776")
+    assert list(runs) == [studies.BASELINE, studies.FULL]
+    assert runs[studies.FULL] == f"run of {studies.FULL}"
+    for (name, output_dir, seed, device, overrides), expected in zip(
+        calls, studies.HEADLINE_PAIR.items(), strict=True
+    ):
+        assert (name, output_dir, seed, device) == (expected[0], "out", 2, "cpu")
+        assert overrides == {**expected[1], "dataset": "veri776"}
+
+
+def test_synthveh_variant_changes_only_the_named_settings(smoke_data, tmp_path):
+    data = _smoke_study(smoke_data, tmp_path)
+    other = studies.synthveh_variant(
+        data, "smoke-outside1", tmp_path / "outside1", 0, tmp_path, "cpu", outside_cue_share=1.0
+    )
+    assert other.profile.name == "smoke-outside1" and other.root == tmp_path / "outside1"
+    assert other.profile.synth.outside_cue_share == 1.0
+    assert other.profile.synth.pretrain_ids == 0 and other.start is START
+    assert other.profile.train == data.profile.train and other.synthetic
+    assert other.part_source.startswith("ground truth")
+    real = studies.StudyData(get_profile("veri776"), tmp_path, False, None, {}, None, None, "")
+    with pytest.raises(ValueError, match="real data.*data_root=None"):
+        studies.synthveh_variant(real, "x", tmp_path / "x", cue_strength=0.5)
+
+
+def test_same_camera_junk_is_the_protocols_rule():
+    query = pd.DataFrame({"pid": [1, 2], "camid": [1, 3]})
+    gallery = pd.DataFrame({"pid": [1, 1, 2, 2, 3], "camid": [1, 2, 3, 3, 3]})
+    expected = np.array([[1, 0, 0, 0, 0], [0, 0, 1, 1, 0]], dtype=bool)
+    np.testing.assert_array_equal(studies.same_camera_junk(query, gallery), expected)
+
+
+def test_veri_figures_with_and_without_tracks():
+    image = SimpleNamespace(mAP=0.5, cmc=[0.6, 0.7, 0.8, 0.9, 1.0])
+    track = SimpleNamespace(mAP=0.4, cmc=[0.3, 0.35, 0.4, 0.45, 0.7])
+    assert studies.veri_figures({"image": image}) == {
+        "mAP (image-to-image)": 0.5,
+        "CMC@1 (image-to-image)": 0.6,
+    }
+    row = studies.veri_figures({"image": image, "track": track})
+    assert (row["mAP (image-to-track)"], row["HIT@1"], row["HIT@5"]) == (0.4, 0.3, 0.7)
+
+
+def _frame():
+    # groups a (3 identities), b (2), c (1: no pair); two images per identity
+    pids = {"a": [1, 2, 3], "b": [4, 5], "c": [6]}
+    rows = [
+        {"path": f"{pid}_{k}.jpg", "pid": pid, "group": group}
+        for group, members in pids.items()
+        for pid in members
+        for k in range(2)
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_sample_pairs_draws_distinct_identities_of_one_group():
+    frame = _frame()
+    pairs = studies.sample_pairs(frame, n_pairs=2, seed=0)
+    assert len(pairs) == 4 and pairs["pid"].is_unique
+    for k in range(0, len(pairs), 2):
+        assert pairs["group"].iloc[k] == pairs["group"].iloc[k + 1]
+    assert set(pairs["group"]) == {"a", "b"}  # one pair per group first
+    assert set(pairs["path"]) <= set(frame["path"])
+    pd.testing.assert_frame_equal(pairs, studies.sample_pairs(frame, 2, seed=0))
+    assert len(studies.sample_pairs(frame, n_pairs=5, seed=1)) == 4  # only two pairs exist
+    assert studies.sample_pairs(frame[frame["group"] == "c"], 3).empty
+
+
+def test_near_duplicate_pairs_on_synthveh_share_make_model_colour(smoke_data, tmp_path):
+    data = _smoke_study(smoke_data, tmp_path)
+    pairs = studies.near_duplicate_pairs(data, n_pairs=3, seed=0)
+    assert len(pairs) == 6 and pairs["pid"].is_unique
+    assert (pairs["view"] == "front").all()
+    assert (pairs["group"].iloc[0::2].to_numpy() == pairs["group"].iloc[1::2].to_numpy()).all()
+    assert set(pairs["path"]) <= set(data.vehicleid.train["path"])
+
+
+def test_profiles_carry_the_study_sizes_the_chapters_used():
+    smoke, quick, paper = (get_profile(n).study for n in ("smoke", "quick", "paper"))
+    assert smoke.input_sizes == quick.input_sizes == (48, 64)
+    assert smoke.outside_cue_shares == quick.outside_cue_shares == (0.0, 1.0)
+    assert paper.input_sizes == (128, 256, 512) and paper.outside_cue_shares == (0.0, 0.5, 1.0)
+    assert smoke.random_start and paper.random_start and not quick.random_start
+    assert smoke.veri_train == quick.veri_train == "vehicleid" and paper.veri_train == "veri776"
+    for profile in PROFILES.values():
+        assert (profile.study.cam_pairs, profile.study.cam_images) == (4, 300)
+        if profile.real_data:
+            assert profile.study == paper
