@@ -80,6 +80,7 @@ def _cmd_export(args: argparse.Namespace, rest: list[str]) -> int:
 
 
 def _cmd_book(args: argparse.Namespace) -> int:
+    from prreid_lib.book_timing import timing_table, write_timing
     from prreid_lib.chapters import (
         ChapterParameters,
         build_book,
@@ -96,28 +97,31 @@ def _cmd_book(args: argparse.Namespace) -> int:
     if args.chapters:
         chapters = [c for c in chapters if any(c.stem.startswith(k) for k in args.chapters)]
     total = time.perf_counter()
+    steps: list[tuple[str, float]] = []
     if args.data_root is None and get_profile(args.profile).real_data is None:
         from prreid_lib.data.synthetic import ensure_synthveh
 
         start = time.perf_counter()
         root = ensure_synthveh(args.profile, seed=args.data_seed)
-        print(
-            f"[data] SynthVeh {args.profile} at {root} ({time.perf_counter() - start:.1f} s)",
-            flush=True,
-        )
+        steps.append(("SynthVeh", time.perf_counter() - start))
+        print(f"[data] SynthVeh {args.profile} at {root} ({steps[-1][1]:.1f} s)", flush=True)
 
     def report(name: str, seconds: float) -> None:
+        steps.append((name, seconds))
         print(f"[chapter] {name:<24s} {seconds:7.1f} s", flush=True)
 
     print(f"[book] running {len(chapters)} chapters with profile {args.profile!r}", flush=True)
-    timings = run_chapters(params, chapters, on_done=report)
+    run_chapters(params, chapters, on_done=report)
+    timing_csv = write_timing(timing_table(steps, args.profile), output_dir)
     if not args.no_build:
         start = time.perf_counter()
         index = build_book()
-        print(f"[build] HTML book built in {time.perf_counter() - start:.1f} s", flush=True)
-    print("\nPer-chapter times (s):")
-    print(timings.to_string(index=False))
-    print(f"total {time.perf_counter() - total:.1f} s")
+        steps.append(("HTML build", time.perf_counter() - start))
+        print(f"[build] HTML book built in {steps[-1][1]:.1f} s", flush=True)
+        write_timing(timing_table(steps, args.profile), output_dir)
+    print("\nTime per step (s):")
+    print(timing_table(steps, args.profile)[["step", "seconds"]].to_string(index=False))
+    print(f"total {time.perf_counter() - total:.1f} s; the table is in {timing_csv}")
     if not args.no_build:
         print(f"\nOpen the book: {index}")
     return 0
@@ -165,8 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="execute every chapter with papermill and build the book",
         description="Execute every chapter with papermill and build the HTML book. Writes "
         "SynthVeh to data/synthveh/<profile>-seed<data-seed>/ (unless --data-root), runs "
-        "and tables to --output-dir (default runs/<profile>), executed chapters to "
-        "book/_generated/ and the HTML book to _build/html/ (index.html).",
+        "and tables to --output-dir (default runs/<profile>), with the time of each step in "
+        "book_timing.csv there, executed chapters to book/_generated/ and the HTML book to "
+        "_build/html/ (index.html).",
     )
     book.add_argument("--profile", choices=profiles, default="quick")
     book.add_argument("--data-root", default=None, help="real VeRi-776 / VehicleID folder")
