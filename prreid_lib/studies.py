@@ -163,15 +163,22 @@ class StudyData:
     every variant starts from, or ``None`` (the profile's ``pretrained`` file or random)."""
 
     @property
+    def data_name(self) -> str:
+        """The data set the numbers come from, for prose: ``"SynthVeh"``, ``"VehicleID"``,
+        ``"VeRi-776"`` or ``"real data"``."""
+        if self.synthetic:
+            return "SynthVeh"
+        return {"veri776": "VeRi-776", "vehicleid": "VehicleID"}.get(
+            self.profile.real_data or "", "real data"
+        )
+
+    @property
     def label(self) -> str:
         """Whose numbers these are, for tables: ``"ours (SynthVeh, quick)"`` or, on a
         real data set, ``"ours (VehicleID, vehicleid profile)"``."""
         if self.synthetic:
             return f"ours (SynthVeh, {self.profile.name})"
-        name = {"veri776": "VeRi-776", "vehicleid": "VehicleID"}.get(
-            self.profile.real_data or "", "real data"
-        )
-        return f"ours ({name}, {self.profile.name} profile)"
+        return f"ours ({self.data_name}, {self.profile.name} profile)"
 
     @property
     def pretrained(self) -> str | None:

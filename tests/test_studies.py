@@ -106,6 +106,7 @@ def test_table_labels_name_the_data_used(smoke_data, tmp_path):
     ours, paper = studies.table_labels(real)
     assert ours == "ours (VehicleID, vehicleid profile)" and "SynthVeh" not in ours
     assert paper == PAPER_LABEL
+    assert (data.data_name, real.data_name) == ("SynthVeh", "VehicleID")
 
 
 def test_train_variants_trains_each_with_its_overrides_and_the_common_ones(monkeypatch):
