@@ -4,6 +4,13 @@ Chapters 4-8 train many variants of the same model (baseline, part-regularized,
 the ablation rows of Table 4, other input sizes). This module gives them one way
 to do it, so a variant trained in one chapter is reused by the others through
 the run cache (:func:`prreid_lib.runs.run_or_load`).
+
+It is also the chapters' one door to what they share: the data folder and the
+part labels (:func:`resolve_data_root`, :func:`resolve_parts_yaml`), the part
+boxes chapter 3 detects (:func:`save_detected_boxes`, :func:`load_detected_boxes`),
+the labels of tables (:func:`table_labels`), the VeRi-776 junk rule
+(:func:`same_camera_junk`) and the near-duplicate pairs of chapter 8
+(:func:`near_duplicate_pairs`). A chapter explains and calls; the logic lives here.
 """
 
 from __future__ import annotations
