@@ -3,7 +3,7 @@
 Chapters 4-8 train many variants of the same model (baseline, part-regularized,
 the ablation rows of Table 4, other input sizes). This module gives them one way
 to do it, so a variant trained in one chapter is reused by the others through
-the run cache (:func:`prreid_lib.runs.run_or_load`).
+the run cache (:func:`prreid_lib.train.run_or_load`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from typing import Any
 
 import pandas as pd
 
+from prreid_lib.cache import cached_json, config_digest
 from prreid_lib.config import PART_NAMES, Profile, TrainConfig, get_profile
+from prreid_lib.runs import data_identity
 
 TEST_SET_NAMES = ("small", "medium", "large")
 """VehicleID test sets in the order of their (real) sizes 800, 1600, 2400."""
@@ -25,6 +27,8 @@ DETECTED_BOXES_FILE = Path("ch03") / "part_boxes.csv"
 """Where chapter 3 saves detected (and imputed) part boxes, relative to ``output_dir``."""
 MIN_DETECTED_COVERAGE = 0.9
 """``part_source="auto"`` uses detections only when they cover this share of training images."""
+EVALUATION_KEY_VERSION = "2"
+"""Version of :func:`evaluation_key` (2: keyed by image content, not by path)."""
 
 BASELINE, FULL = "Baseline (w/o parts)", "Global+Light+Brand+Window"
 """The two models of the headline comparison (Table 4's first and last rows)."""
@@ -113,9 +117,10 @@ def load_study_data(
     epoch in the smoke profile finds nothing), else the ground truth. Real data
     without detected boxes raise a clear error.
     """
-    from prreid_lib.data import ensure_synthveh, load_synthveh_parts, load_vehicleid
-    from prreid_lib.data.vehicleid import available_test_sizes
-    from prreid_lib.parts import ground_truth_part_boxes, impute_missing_parts
+    from prreid_lib.datasets import load_vehicleid
+    from prreid_lib.datasets.vehicleid import available_test_sizes
+    from prreid_lib.parts import ground_truth_part_boxes
+    from prreid_lib.synthveh import ensure_synthveh, load_synthveh_parts
 
     prof = get_profile(profile) if isinstance(profile, str) else profile
     root = ensure_synthveh(prof, seed=data_seed) if data_root is None else Path(data_root)
@@ -136,11 +141,8 @@ def load_study_data(
     )
     gt_boxes = test_boxes = None
     if synthetic:
-        parts_table = load_synthveh_parts(vid.root)
-        views = parts_table.drop_duplicates("path").set_index("path")["view"]
-        everything = pd.concat([vid.train, *tests.values()]).drop_duplicates("path")
-        everything = everything.assign(view=everything["path"].map(views))
-        gt_boxes = impute_missing_parts(ground_truth_part_boxes(parts_table), everything)
+        everything = pd.concat([vid.train, *tests.values()])
+        gt_boxes = ground_truth_part_boxes(load_synthveh_parts(vid.root), everything)
         test_boxes = gt_boxes
     if use_detected:
         if not detected.exists():
@@ -161,16 +163,11 @@ def load_study_data(
     boxes = boxes[boxes["path"].isin(train_paths)].reset_index(drop=True)
     data = StudyData(prof, root, synthetic, vid, tests, boxes, test_boxes, source)
     if synthetic:
-        from prreid_lib.data import load_veri776
+        from prreid_lib.datasets import load_veri776
 
         data.veri = load_veri776(root)
         veri_parts = load_synthveh_parts(data.veri.root)
-        veri_train = data.veri.train.assign(
-            view=data.veri.train["path"].map(
-                veri_parts.drop_duplicates("path").set_index("path")["view"]
-            )
-        )
-        data.veri_part_boxes = impute_missing_parts(ground_truth_part_boxes(veri_parts), veri_train)
+        data.veri_part_boxes = ground_truth_part_boxes(veri_parts, data.veri.train)
     if start is not None:
         data.start = start
     elif synthetic and prof.pretrain is not None and prof.train.pretrained is None:
@@ -218,7 +215,7 @@ def train_variant(
     :class:`prreid_lib.runs.TrainResult`; runs live under
     ``output_dir/reid/<slug(name)>-<key>``.
     """
-    from prreid_lib.runs import run_or_load
+    from prreid_lib.train import run_or_load
 
     if dataset == "vehicleid":
         frame, boxes = data.vehicleid.train, data.part_boxes
@@ -270,45 +267,46 @@ def evaluate_variant(
     return pd.DataFrame(rows).set_index("test set")
 
 
+def evaluation_key(
+    result, test: pd.DataFrame, part_boxes, trials: int, seed: int, metric: str = "euclidean"
+) -> str:
+    """Content key of one VehicleID evaluation of a run: the test images' bytes and
+    identities (and their part boxes, for a parts-only model), trials, seed and metric.
+
+    No path is part of it, so an evaluation stored in a run folder is reused
+    after the run and the data are copied to another checkout or machine.
+    """
+    parts = () if result.model.use_global else tuple(result.model.parts)
+    data = data_identity(test, part_boxes if parts else None, parts)
+    payload = {"version": EVALUATION_KEY_VERSION, "trials": trials, "seed": seed}
+    return config_digest(payload | {"metric": metric, "data": data})
+
+
 def _vehicleid_row(
     result, test: pd.DataFrame, part_boxes, trials: int, seed: int, metric: str = "euclidean"
 ) -> dict:
     """One test set's VehicleID figures for a run, from its evaluation cache or computed."""
-    import hashlib
-    import json
-
     from prreid_lib.evaluate import evaluate_vehicleid
-    from prreid_lib.runs import write_json
 
-    digest = hashlib.sha256(f"vehicleid-v1 {trials} {seed}".encode())
-    if metric != "euclidean":  # the default keeps the keys of evaluations stored before
-        digest.update(f" metric={metric}".encode())
-    digest.update(pd.util.hash_pandas_object(test[["path", "pid"]], index=False).to_numpy())
-    if not result.model.use_global and part_boxes is not None:
-        used = part_boxes[part_boxes["path"].isin(set(test["path"]))]
-        digest.update(pd.util.hash_pandas_object(used, index=False).to_numpy())
-    cache = Path(result.run_dir) / "evaluations" / f"vehicleid-{digest.hexdigest()[:16]}.json"
+    key = evaluation_key(result, test, part_boxes, trials, seed, metric)
+    cache = Path(result.run_dir) / "evaluations" / f"vehicleid-{key[:16]}.json"
     columns = ("identities", "CMC@1", "CMC@5", "mAP", "CMC@1 std", "mAP std")
-    if cache.is_file():
-        try:
-            stored = json.loads(cache.read_text())
-            return {k: stored[k] for k in columns}
-        except (json.JSONDecodeError, KeyError, TypeError):
-            pass  # a damaged cache file is recomputed and overwritten
-    res = evaluate_vehicleid(
-        result.model, test, part_boxes=part_boxes, n_trials=trials, seed=seed, metric=metric
-    )
-    row = {
-        "identities": int(test["pid"].nunique()),
-        "CMC@1": float(res.cmc_mean[0]),
-        "CMC@5": float(res.cmc_mean[4]),
-        "mAP": float(res.mAP_mean),
-        "CMC@1 std": float(res.cmc_std[0]),
-        "mAP std": float(res.mAP_std),
-    }
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    write_json(cache, row)
-    return row
+
+    def compute() -> dict:
+        res = evaluate_vehicleid(
+            result.model, test, part_boxes=part_boxes, n_trials=trials, seed=seed, metric=metric
+        )
+        return {
+            "identities": int(test["pid"].nunique()),
+            "CMC@1": float(res.cmc_mean[0]),
+            "CMC@5": float(res.cmc_mean[4]),
+            "mAP": float(res.mAP_mean),
+            "CMC@1 std": float(res.cmc_std[0]),
+            "mAP std": float(res.mAP_std),
+        }
+
+    stored = cached_json(cache, compute, required=columns)
+    return {k: stored[k] for k in columns}
 
 
 def compare_variants(

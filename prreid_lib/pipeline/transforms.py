@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from prreid_lib.model import normalize_images
+from prreid_lib.imagenet import normalize_images
 from prreid_lib.parts import boxes_to_grid_mask
 
 

@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from prreid_lib.config import SynthConfig
-from prreid_lib.data import export
-from prreid_lib.data.scene import Camera, sample_camera
-from prreid_lib.data.world import COLOURS, MAKE_NAMES, TYPE_NAMES, Identity, ModelSpec
-from prreid_lib.data.world import sample_identities as _sample_identities
+from prreid_lib.synthveh import export
+from prreid_lib.synthveh.scene import Camera, sample_camera
+from prreid_lib.synthveh.world import COLOURS, MAKE_NAMES, TYPE_NAMES, Identity, ModelSpec
+from prreid_lib.synthveh.world import sample_identities as _sample_identities
 
 DS_VERI, DS_VID, DS_PARTS, DS_PRETRAIN = 1, 2, 3, 4
 """Data-set codes in the per-image seeds (seed, code, index)."""

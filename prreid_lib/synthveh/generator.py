@@ -1,12 +1,12 @@
 """SynthVeh: the procedural near-duplicate vehicle benchmark, exported in official layouts.
 
 The world is a hierarchy make -> model -> colour -> identity
-(:mod:`prreid_lib.data.world`). Within each split, at least
+(:mod:`prreid_lib.synthveh.world`). Within each split, at least
 ``near_duplicate_share`` of the identities share make, model and colour with
 another identity: near-duplicates that differ by small personal cues, mostly
 inside the paper's parts (window, lights, brand; Sec. 3.2), with
 ``outside_cue_share`` of the cue moved outside them. :func:`generate_synthveh`
-renders traffic-camera crops (:mod:`prreid_lib.data.scene`) and writes
+renders traffic-camera crops (:mod:`prreid_lib.synthveh.scene`) and writes
 ``VeRi-776/`` (several fixed cameras, front/rear tracks), ``VehicleID/`` (front
 or rear shots, nested test lists) and ``parts/`` (a YOLO data set of the
 "hand-annotated" subset, drawn from the VehicleID training identities as in
@@ -30,9 +30,10 @@ import numpy as np
 import pandas as pd
 
 from prreid_lib.config import Profile, SynthConfig, get_profile
-from prreid_lib.data import export, synth_plan
-from prreid_lib.data.scene import Camera, render_image, sample_scene
-from prreid_lib.data.world import COLOURS, Identity, ModelSpec, sample_model
+from prreid_lib.synthveh import export
+from prreid_lib.synthveh import plan as synth_plan
+from prreid_lib.synthveh.scene import Camera, render_image, sample_scene
+from prreid_lib.synthveh.world import COLOURS, Identity, ModelSpec, sample_model
 
 FORMAT_VERSION = 3
 """Bumped whenever the generator's output changes; part of ``synthveh.json``."""
@@ -166,7 +167,7 @@ def generate_synthveh(
     """Render SynthVeh under ``out`` (``VeRi-776/``, ``VehicleID/``, ``parts/``) and return it.
 
     The folders follow the official VeRi-776 and VehicleID layouts and the
-    ultralytics YOLO layout (plans and lists: :mod:`prreid_lib.data.synth_plan`),
+    ultralytics YOLO layout (plans and lists: :mod:`prreid_lib.synthveh.plan`),
     each with ``synthveh_parts.csv``. They are rendered into a temporary folder
     inside ``out`` and renamed into place, so an interrupted run leaves no half
     data set. Copies of these folders already in ``out`` are replaced only when
