@@ -21,8 +21,8 @@ import torch
 
 from prreid_lib import metrics
 from prreid_lib.model import PartRegularizedReID, extract_features
+from prreid_lib.parts import boxes_to_masks
 from prreid_lib.pipeline.imageset import ReIDImageSet, default_cache_dir
-from prreid_lib.pipeline.transforms import boxes_to_masks
 
 
 def _input_size(model: PartRegularizedReID, input_size: int | None) -> int:

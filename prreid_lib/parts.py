@@ -34,6 +34,7 @@ __all__ = [
     "SLOTS",
     "box_iou",
     "boxes_to_grid_mask",
+    "boxes_to_masks",
     "extend_lights",
     "image_size",
     "ground_truth_part_boxes",
@@ -89,6 +90,16 @@ def boxes_to_grid_mask(boxes: torch.Tensor, grid_size: int) -> torch.Tensor:
     return (rows[..., :, None] & cols[..., None, :]).to(
         boxes.dtype if boxes.is_floating_point() else torch.float32
     )
+
+
+def boxes_to_masks(boxes: torch.Tensor, valid: torch.Tensor, grid: int) -> torch.Tensor:
+    """Grid masks (B, P, S, S) from boxes (B, P, K, 4), validity (B, P, K): max over K boxes.
+
+    The masks the model pools over: a part's cells are those any of its valid
+    boxes overlaps (:func:`boxes_to_grid_mask`); two lights are united.
+    """
+    masks = boxes_to_grid_mask(boxes, grid) * valid[..., None, None].to(boxes.dtype)
+    return masks.amax(dim=2)
 
 
 _COLUMNS = [*PART_BOX_COLUMNS, "side", "impute_source"]

@@ -1,4 +1,4 @@
-"""The run cache: a training run is identified by the hash of what determines it.
+"""The run store: a training run is identified by the hash of what determines it.
 
 A run's key is the SHA-1 of its training config, its recipe options, the
 identity of its training data (the content of its image files,
@@ -67,11 +67,13 @@ class TrainResult:
 def data_identity(
     train_df: pd.DataFrame, part_boxes: pd.DataFrame | None, parts: Sequence[str]
 ) -> str:
-    """SHA-1 of the training data by content: each image's bytes, its identity, and the
+    """SHA-1 of a set of images by content: each image's bytes, its identity, and the
     used part boxes (keyed by image content, not path).
 
-    Moving the data, regenerating identical SynthVeh or copying ``runs/`` to
-    another machine keeps the key, so a finished run is reused there.
+    The data part of a run's key (and of an evaluation's,
+    :func:`prreid_lib.studies.evaluation_key`). Moving the data, regenerating
+    identical SynthVeh or copying ``runs/`` to another machine keeps the key,
+    so a finished run is reused there.
     """
     digest = hashlib.sha1()
     paths = [str(p) for p in train_df["path"]]

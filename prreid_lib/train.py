@@ -34,9 +34,10 @@ from prreid_lib.config import TrainConfig
 from prreid_lib.errors import PrreidError
 from prreid_lib.losses import ReIDLoss
 from prreid_lib.model import PartRegularizedReID
+from prreid_lib.parts import boxes_to_masks
 from prreid_lib.pipeline.imageset import ReIDImageSet, default_cache_dir
 from prreid_lib.pipeline.sampler import PKSampler, RandomBatchSampler
-from prreid_lib.pipeline.transforms import AugmentConfig, augment_batch, boxes_to_masks
+from prreid_lib.pipeline.transforms import AugmentConfig, augment_batch
 from prreid_lib.precision import autocast_dtype, float32_outputs
 from prreid_lib.recipes import (
     RecipeOptions,

@@ -13,7 +13,7 @@ from prreid_lib.model import (
     grid_size,
     local_average_pool,
 )
-from prreid_lib.pipeline.transforms import boxes_to_masks
+from prreid_lib.parts import boxes_to_masks
 
 torch.set_num_threads(2)
 
