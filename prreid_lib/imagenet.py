@@ -1,6 +1,6 @@
 """ImageNet colour statistics and the normalisation every network input goes through.
 
-A leaf module: the training pipeline (:mod:`prreid_lib.pipeline.transforms`),
+A leaf module: the training pipeline (``prreid_lib.pipeline.transforms``),
 the model's feature extraction, the CAMs and the exported graph all
 normalise with these numbers, and none of them has to import another for it.
 """

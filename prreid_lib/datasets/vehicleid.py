@@ -7,7 +7,7 @@ name without ``.jpg``, vehicle id); and ``attribute/model_attr.txt`` /
 ``attribute/color_attr.txt`` (``VID MODELID`` / ``VID COLORID``, for a subset of
 the vehicles only). The test protocol draws, per trial, one random image of
 every vehicle into the gallery and keeps the others as queries
-(:func:`protocol_splits`); :meth:`VehicleID.splits` gives those query/gallery
+(:func:`protocol_splits`); ``VehicleID.splits`` gives those query/gallery
 frames, and ``query`` / ``gallery`` are the first draw, as fast-reid and
 torchreid expose the data set.
 """
@@ -49,7 +49,7 @@ class VehicleID:
     ``colour_id`` (nullable integers, <NA> for vehicles without attributes).
     ``attribute_conflicts`` lists vehicles whose attribute files give two
     different values (the first one is used); it is empty for a clean copy.
-    ``query`` and ``gallery`` are the first trial of :meth:`splits` (seed 0).
+    ``query`` and ``gallery`` are the first trial of ``splits`` (seed 0).
     """
 
     root: Path
