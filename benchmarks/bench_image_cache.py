@@ -2,7 +2,7 @@
 
 Writes ``--n`` random JPEG images (``--src`` px) to a temporary folder, then, in
 a fresh child process per mode, decodes them at ``--size`` px with
-:func:`prreid_lib.data.dataset.decode_images` and reads the set once in
+:func:`prreid_lib.pipeline.imageset.decode_images` and reads the set once in
 shuffled batches of 64 (what a training epoch does). Modes: ``cache`` (decoded
 a chunk at a time into the cache file, then memory-mapped: bounded memory) and
 ``memory`` (no cache folder: the whole set in RAM). Each row records decode
@@ -41,7 +41,7 @@ COLUMNS = [
 CHILD = r"""
 import json, sys, threading, time
 import numpy as np, torch
-from prreid_lib.data.dataset import decode_images
+from prreid_lib.pipeline.imageset import decode_images
 
 def status(field):
     for line in open("/proc/self/status"):

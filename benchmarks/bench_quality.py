@@ -35,11 +35,12 @@ import pandas as pd
 import torch
 
 from prreid_lib.config import PART_NAMES, get_profile
-from prreid_lib.data import ensure_synthveh, load_synthveh_parts, load_vehicleid
+from prreid_lib.datasets import load_vehicleid
 from prreid_lib.evaluate import evaluate_vehicleid
-from prreid_lib.parts import ground_truth_part_boxes, impute_missing_parts
+from prreid_lib.parts import ground_truth_part_boxes
 from prreid_lib.recipes import apply_overrides, recipe_options
-from prreid_lib.runs import run_or_load
+from prreid_lib.synthveh import ensure_synthveh, load_synthveh_parts
+from prreid_lib.train import run_or_load
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGETS = {
@@ -57,12 +58,8 @@ def load(profile: str, data_seed: int, test_sets: list[str]):
     root = ensure_synthveh(profile, seed=data_seed) / "VehicleID"
     tests = {name: load_vehicleid(root, SIZES[name]).test for name in test_sets}
     train = load_vehicleid(root, 800).train
-    table = load_synthveh_parts(root)
-    views = table.drop_duplicates("path").set_index("path")["view"]
-    images = pd.concat([train, *tests.values()]).drop_duplicates("path")
-    boxes = impute_missing_parts(
-        ground_truth_part_boxes(table), images.assign(view=images["path"].map(views))
-    )
+    images = pd.concat([train, *tests.values()])
+    boxes = ground_truth_part_boxes(load_synthveh_parts(root), images)
     return train, tests, boxes
 
 

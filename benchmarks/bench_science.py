@@ -28,11 +28,11 @@ import pandas as pd
 import torch
 
 from prreid_lib.config import PART_NAMES, PretrainConfig, get_profile
-from prreid_lib.data import ensure_synthveh
 from prreid_lib.pretrain import pretrained_backbone
 from prreid_lib.recipes import apply_overrides, recipe_options
-from prreid_lib.runs import run_or_load
 from prreid_lib.studies import evaluate_variant, load_study_data
+from prreid_lib.synthveh import ensure_synthveh
+from prreid_lib.train import run_or_load
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from prreid_lib.config import get_profile
-from prreid_lib.data.synthetic import generate_synthveh
+from prreid_lib.synthveh import generate_synthveh
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "synth_time.csv"

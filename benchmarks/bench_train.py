@@ -41,9 +41,10 @@ import torch
 from PIL import Image
 
 from prreid_lib.config import PART_NAMES, TrainConfig
-from prreid_lib.data.dataset import ReIDImageSet
-from prreid_lib.data.transforms import augment_batch, boxes_to_masks
 from prreid_lib.model import PartRegularizedReID
+from prreid_lib.parts import boxes_to_masks
+from prreid_lib.pipeline.imageset import ReIDImageSet
+from prreid_lib.pipeline.transforms import augment_batch
 from prreid_lib.precision import autocast_dtype, float32_outputs
 from prreid_lib.recipes import recipe_options
 from prreid_lib.train import RunPlan, _Trainer

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
-from PIL import Image
 
 from prreid_lib.config import PART_NAMES
-from prreid_lib.data.errors import DatasetFormatError
+from prreid_lib.datasets.errors import DatasetFormatError
+from prreid_lib.parts import image_size
 
 __all__ = [
     "BOX_COLUMNS",
@@ -58,12 +58,6 @@ RULES: dict[str, str] = {
 """Validation rules and how to fix a violation of each."""
 _TOL = 1e-3  # normalised slack for boxes written with rounded coordinates
 Rows = list[tuple]
-
-
-def image_size(path: str | Path) -> tuple[int, int]:
-    """``(width, height)`` of an image, read from its header only."""
-    with Image.open(path) as im:
-        return im.size
 
 
 def labels_dir_for(images_dir: Path) -> Path:

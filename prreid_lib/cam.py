@@ -28,7 +28,8 @@ import torch
 import torch.nn.functional as F
 
 from prreid_lib.config import PART_NAMES
-from prreid_lib.model import PartRegularizedReID, normalize_images
+from prreid_lib.imagenet import normalize_images
+from prreid_lib.model import PartRegularizedReID
 
 
 def global_class_weights(model: PartRegularizedReID) -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,7 +59,7 @@ def identity_classes(model: PartRegularizedReID, pids: Sequence[int] | np.ndarra
     """Classifier indices (N,) of training identities ``pids``, from ``model.pid_values``.
 
     Training relabels the identities to 0..K-1 in increasing pid order
-    (:class:`prreid_lib.data.dataset.ReIDImageSet`); a trained model carries
+    (:class:`prreid_lib.pipeline.imageset.ReIDImageSet`); a trained model carries
     the original pid of each class as ``pid_values``. A pid the model was not
     trained on raises ``ValueError`` (its CAM would have no class to explain).
     """
@@ -121,7 +122,7 @@ def class_activation_maps(
     if images.dim() != 4 or images.shape[1] != 3 or images.dtype != torch.uint8:
         raise ValueError(
             f"images must be uint8 (N, 3, H, W); got {images.dtype} {tuple(images.shape)} "
-            "(use prreid_lib.data.dataset.decode_images)"
+            "(use prreid_lib.pipeline.imageset.decode_images)"
         )
     n = len(images)
     if classes is not None:
@@ -180,7 +181,7 @@ def box_masks(
     A pixel (cell) belongs to a part when its centre lies inside one of the
     part's valid boxes (``x1 <= x < x2``, ``y1 <= y < y2`` in [0, 1]
     coordinates); boxes of one part (two lights) are united. Boxes come from
-    :class:`prreid_lib.data.dataset.ReIDImageSet` (``boxes``, ``box_valid``).
+    :class:`prreid_lib.pipeline.imageset.ReIDImageSet` (``boxes``, ``box_valid``).
     """
     if boxes.dim() != 4 or boxes.shape[-1] != 4 or valid.shape != boxes.shape[:-1]:
         raise ValueError(

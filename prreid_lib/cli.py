@@ -38,7 +38,7 @@ def version() -> str:
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
-    from prreid_lib.data.synthetic import generate_synthveh
+    from prreid_lib.synthveh import generate_synthveh
 
     start = time.perf_counter()
     root = generate_synthveh(get_profile(args.profile).synth, Path(args.out), seed=args.seed)
@@ -99,7 +99,7 @@ def _cmd_book(args: argparse.Namespace) -> int:
     total = time.perf_counter()
     steps: list[tuple[str, float]] = []
     if args.data_root is None and get_profile(args.profile).real_data is None:
-        from prreid_lib.data.synthetic import ensure_synthveh
+        from prreid_lib.synthveh import ensure_synthveh
 
         start = time.perf_counter()
         root = ensure_synthveh(args.profile, seed=args.data_seed)

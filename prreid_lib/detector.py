@@ -16,7 +16,6 @@ imported lazily, after :func:`prreid_lib.yolo_env.configure_offline`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -27,9 +26,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from prreid_lib.cache import atomic_write_text, config_digest, file_digest, files_digest, write_json
 from prreid_lib.config import PART_NAMES, DetectorConfig
 from prreid_lib.errors import PrreidError
-from prreid_lib.yolo_env import configure_offline, fingerprint, prepare_dataset, training_precision
+from prreid_lib.yolo_env import configure_offline, prepare_dataset, training_precision
 
 __all__ = [
     "DEFAULT_TRAIN_ARGS",
@@ -41,16 +41,16 @@ __all__ = [
     "detect_part_boxes",
     "dataset_images",
     "evaluate_detector",
-    "file_hash",
     "main",
     "predict_parts",
+    "predictions_file",
     "prepare_dataset",
     "resolve_device",
     "train_detector",
 ]
 
 PREDICTION_COLUMNS = ["path", "part", "x1", "y1", "x2", "y2", "score", "img_w", "img_h"]
-KEY_VERSION = "1"
+KEY_VERSION = "2"
 DEFAULT_TRAIN_ARGS: dict[str, Any] = {"mosaic": 0.0}
 """Ultralytics training arguments that differ from its defaults for vehicle crops: no
 mosaic (four crops tiled into one image halve the parts' size and look like no input
@@ -99,24 +99,18 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
-def file_hash(path: str | Path, n: int = 16) -> str:
-    """First ``n`` hex digits of the SHA-256 of a file (the model hash of caches)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:n]
-
-
 def _run_key(cfg: DetectorConfig, data_hash: str, seed: int, extra: dict[str, Any]) -> str:
     import ultralytics
 
-    blob = json.dumps(
-        [KEY_VERSION, asdict(cfg), data_hash, seed, extra, ultralytics.__version__],
-        sort_keys=True,
-        default=str,
-    )
-    return hashlib.sha1(blob.encode()).hexdigest()[:12]
+    payload = {
+        "version": KEY_VERSION,
+        "config": asdict(cfg),
+        "data": data_hash,
+        "seed": seed,
+        "train_args": extra,
+        "ultralytics": ultralytics.__version__,
+    }
+    return config_digest(payload)[:12]
 
 
 def train_detector(
@@ -204,11 +198,24 @@ def train_detector(
         "seed": seed,
         "train_args": extra,
     }
-    tmp = done.with_name(f".{done.name}.{os.getpid()}.tmp")  # the marker appears whole or not
-    tmp.write_text(json.dumps(info, indent=2))
-    tmp.replace(done)
+    write_json(done, info)  # the marker appears whole or not
     history = pd.read_csv(run_dir / "results.csv")
     return DetectorRun(weights, run_dir, key, history, seconds, reused=False)
+
+
+def predictions_file(
+    weights: str | Path,
+    paths: list[str],
+    imgsz: int,
+    conf: float,
+    cache_dir: str | Path | None = None,
+) -> Path:
+    """Where :func:`predict_parts` caches its table: named by the content key of the
+    weights (first 16 hex digits) and of the images in order with the settings."""
+    weights = Path(weights)
+    args = config_digest({"images": files_digest(paths), "imgsz": imgsz, "conf": conf})
+    cache_dir = Path(cache_dir) if cache_dir else weights.parent.parent / "predictions"
+    return cache_dir / f"parts-{file_digest(weights)[:16]}-{args[:12]}.csv"
 
 
 def predict_parts(
@@ -224,18 +231,19 @@ def predict_parts(
 
     Boxes are in pixels of the original image, ``score`` is YOLO's confidence
     (at least ``conf``). The table is cached as CSV in ``cache_dir`` (default:
-    ``predictions/`` in the run folder) under the model hash (SHA-256 of the
-    weights file) and a hash of the image files and settings, so chapters reuse it.
+    ``predictions/`` in the run folder) under the content key of the weights
+    and of the images (in order) and the settings, so chapters reuse it, also
+    on a copy of the data elsewhere: the file names each box's image by its
+    position in ``paths``.
     """
     configure_offline()
-    weights = Path(weights)
     paths = [str(p) for p in paths]
-    files = fingerprint([Path(p) for p in paths])
-    args = hashlib.sha1(f"{files}|{imgsz}|{conf}".encode()).hexdigest()[:12]
-    cache_dir = Path(cache_dir) if cache_dir else weights.parent.parent / "predictions"
-    cache = cache_dir / f"parts-{file_hash(weights)}-{args}.csv"
+    cache = predictions_file(weights, paths, imgsz, conf, cache_dir)
+    cache_dir = cache.parent
     if cache.is_file():
-        return pd.read_csv(cache)
+        stored = pd.read_csv(cache)
+        where = stored.pop("image").to_numpy()
+        return stored.assign(path=[paths[i] for i in where])[PREDICTION_COLUMNS]
     from ultralytics import YOLO
 
     model = YOLO(str(weights))
@@ -244,19 +252,17 @@ def predict_parts(
     for k in range(0, len(paths), batch):
         chunk = paths[k : k + batch]
         results = model.predict(chunk, imgsz=imgsz, conf=conf, device=dev, verbose=False)
-        for path, r in zip(chunk, results, strict=True):
+        for i, (path, r) in enumerate(zip(chunk, results, strict=True)):
             h, w = r.orig_shape
             xyxy = r.boxes.xyxy.cpu().numpy()
             cls = r.boxes.cls.cpu().numpy().astype(int)
             score = r.boxes.conf.cpu().numpy()
             for b, c, s in zip(xyxy, cls, score, strict=True):
-                rows.append((path, model.names[c], *map(float, b), float(s), w, h))
-    table = pd.DataFrame(rows, columns=PREDICTION_COLUMNS)
+                rows.append((k + i, path, model.names[c], *map(float, b), float(s), w, h))
+    table = pd.DataFrame(rows, columns=["image", *PREDICTION_COLUMNS])
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp")
-    table.to_csv(tmp, index=False)
-    tmp.replace(cache)
-    return table
+    atomic_write_text(cache, table.drop(columns="path").to_csv(index=False))
+    return table.drop(columns="image")
 
 
 def evaluate_detector(
@@ -391,7 +397,7 @@ def dataset_images(root: str | Path) -> pd.DataFrame:
     (VeRi-776 query images are also in ``image_test``) keep both paths. A
     SynthVeh export adds ``view`` from its ``synthveh_parts.csv``.
     """
-    from prreid_lib.data import DatasetFormatError, load_vehicleid, load_veri776
+    from prreid_lib.datasets import DatasetFormatError, load_vehicleid, load_veri776
 
     root = Path(root)
     frames = []
@@ -402,7 +408,7 @@ def dataset_images(root: str | Path) -> pd.DataFrame:
             if err.path.expanduser() == root.expanduser():  # not there: the root lacks it
                 continue
             raise
-        splits = [ds.train, ds.query, ds.gallery] if name == "VeRi-776" else [ds.train, ds.test]
+        splits = [ds.train, ds.query, ds.gallery]
         frame = pd.concat([f[["path", "pid"]] for f in splits]).drop_duplicates("path")
         parts_csv = Path(ds.root) / "synthveh_parts.csv"
         if parts_csv.is_file():
@@ -439,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("YOLO_VERBOSE", "True")  # show ultralytics' progress on the console
     cfg = get_profile(args.profile).detector
     if args.data_root is None:
-        from prreid_lib.data import ensure_synthveh
+        from prreid_lib.synthveh import ensure_synthveh
 
         root = ensure_synthveh(args.profile, seed=args.seed)
     else:

@@ -20,9 +20,9 @@ import pandas as pd
 import torch
 
 from prreid_lib import metrics
-from prreid_lib.data.dataset import ReIDImageSet, default_cache_dir
-from prreid_lib.data.transforms import boxes_to_masks
 from prreid_lib.model import PartRegularizedReID, extract_features
+from prreid_lib.parts import boxes_to_masks
+from prreid_lib.pipeline.imageset import ReIDImageSet, default_cache_dir
 
 
 def _input_size(model: PartRegularizedReID, input_size: int | None) -> int:
@@ -113,7 +113,7 @@ def evaluate_veri(
 ) -> dict[str, metrics.ReIDResult]:
     """VeRi-776 protocols: ``"image"`` (image-to-image mAP/CMC) and ``"track"`` (HIT@k).
 
-    ``veri`` is a :class:`prreid_lib.data.veri776.VeRi776` (``query``,
+    ``veri`` is a :class:`prreid_lib.datasets.veri776.VeRi776` (``query``,
     ``gallery``, ``tracks``); same-camera matches are junk. ``rerank``
     (``k1``, ``k2``, ``lambda_value``; ``{}`` for the defaults) re-ranks the
     distances by k-reciprocal encoding (:func:`prreid_lib.reranking.re_rank`)
@@ -152,9 +152,10 @@ def evaluate_veri(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m prreid_lib.evaluate --run DIR --data-root ROOT [--dataset veri776]``."""
-    from prreid_lib.data import load_vehicleid, load_veri776
+    from prreid_lib.cache import write_json
+    from prreid_lib.datasets import load_vehicleid, load_veri776
     from prreid_lib.distributed import local_device
-    from prreid_lib.runs import load_trained, write_json
+    from prreid_lib.runs import load_trained
 
     parser = argparse.ArgumentParser(
         prog="prreid evaluate",
@@ -207,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         record |= {"test_size": args.test_size, "n_trials": args.n_trials}
         record["results"] = {"vehicleid": _vehicleid_record(res)}
     else:
-        from prreid_lib.data.veri776 import missing_file_notes
+        from prreid_lib.datasets.veri776 import missing_file_notes
 
         veri = load_veri776(args.data_root)
         for note in missing_file_notes(veri):

@@ -2,7 +2,7 @@
 
 The exported graph takes float32 images (B, 3, S, S), RGB in [0, 1], at the
 run's training size S, normalises them inside (ImageNet mean and std, as
-:func:`prreid_lib.model.normalize_images` does for training and evaluation) and
+:func:`prreid_lib.imagenet.normalize_images` does for training and evaluation) and
 returns the test-time descriptor (B, D): the global feature, after the BNNeck
 when the model has one. The batch axis is dynamic. What a caller needs to feed
 it is recorded in the file (:func:`export_metadata`): ONNX ``metadata_props``,
@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,8 +23,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from prreid_lib.cache import atomic_path
 from prreid_lib.errors import PrreidError
-from prreid_lib.model import IMAGENET_MEAN, IMAGENET_STD, PartRegularizedReID
+from prreid_lib.imagenet import IMAGENET_MEAN, IMAGENET_STD
+from prreid_lib.model import PartRegularizedReID
 
 FORMATS = ("onnx", "torchscript")
 EXTRA_FILE = "prreid.json"
@@ -100,15 +101,11 @@ def export_model(
     size = int(model.input_size)
     example = torch.rand(2, 3, size, size)
     meta = export_metadata(model, run_dir)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        with warnings.catch_warnings():  # the TorchScript tracer and exporter warn they are old
-            warnings.simplefilter("ignore", DeprecationWarning)
-            warnings.simplefilter("ignore", FutureWarning)
-            _write_graph(graph, example, tmp, meta, fmt, opset)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(out) as tmp, warnings.catch_warnings():
+        # the TorchScript tracer and exporter warn they are old
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        _write_graph(graph, example, tmp, meta, fmt, opset)
     return out
 
 

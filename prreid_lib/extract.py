@@ -22,9 +22,10 @@ import pandas as pd
 import torch
 
 from prreid_lib import distributed
-from prreid_lib.data.dataset import _decode
-from prreid_lib.data.errors import DatasetFormatError
+from prreid_lib.cache import atomic_write, atomic_write_text
+from prreid_lib.datasets.errors import DatasetFormatError
 from prreid_lib.model import PartRegularizedReID, extract_features
+from prreid_lib.pipeline.imageset import decode_image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 """File endings read as images (compared case-insensitively)."""
@@ -74,7 +75,7 @@ def load_run_model(run_dir: str | Path, device: str | torch.device = "cpu") -> P
 def _read(path: str, size: int, folder: str | Path) -> np.ndarray:
     """One image as (3, size, size) uint8, decoded as the evaluation decodes it."""
     try:
-        return _decode(path, size)[0]
+        return decode_image(path, size)[0]
     except DatasetFormatError as err:
         fix = f"replace the file or move it out of {folder}"
         raise DatasetFormatError(err.path, err.expected, err.found, fix) from None
@@ -97,7 +98,7 @@ def extract_folder(
     :func:`prreid_lib.model.extract_features`, so row ``i`` equals
     ``image_features(model, frame)`` for the same file. ``progress`` shows a
     tqdm bar on stderr. An unreadable image raises
-    :class:`~prreid_lib.data.errors.DatasetFormatError` naming it.
+    :class:`~prreid_lib.datasets.errors.DatasetFormatError` naming it.
     """
     from tqdm import tqdm
 
@@ -133,17 +134,11 @@ def write_features(
     out: str | Path, features: np.ndarray, paths: Sequence[str]
 ) -> tuple[Path, Path]:
     """Write ``features`` to ``FEATS.npy`` and the paths to ``FEATS.csv`` (atomically)."""
-    import io
-
-    from prreid_lib.runs import atomic_write_bytes, atomic_write_text
-
     if len(features) != len(paths):
         raise ValueError(f"{len(features)} feature rows for {len(paths)} paths")
     npy, csv = feature_files(out)
     npy.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    np.save(buffer, np.asarray(features, dtype=np.float32))
-    atomic_write_bytes(npy, buffer.getvalue())
+    atomic_write(npy, lambda handle: np.save(handle, np.asarray(features, dtype=np.float32)))
     atomic_write_text(csv, pd.DataFrame({"path": list(paths)}).to_csv(index=False))
     return npy, csv
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from prreid_lib.datasets.vehicleid import protocol_splits
 from prreid_lib.reranking import distance_chunks, pairwise_distance, re_rank
 
 __all__ = [
@@ -302,7 +303,7 @@ def evaluate_ranking_with_index(
     """Like :func:`evaluate_ranking`, with matches and junk given per query as 0-based arrays.
 
     This is how the official VeRi-776 ``gt_index.txt`` / ``jk_index.txt`` describe a test
-    (1-based there; see ``prreid_lib.data.veri776.read_veri_index``). An index may not be
+    (1-based there; see ``prreid_lib.datasets.veri776.read_veri_index``). An index may not be
     both good and junk.
     """
     d = _as_array(distmat)
@@ -410,8 +411,9 @@ def vehicleid_protocol(
     """VehicleID test protocol (Liu et al. 2016; paper Sec. 4.3, Tables 1-2).
 
     In each of ``n_trials`` trials one random image of every identity forms the gallery and
-    all other images are queries; there is no camera junk. Trials draw from one
-    ``np.random.default_rng(seed)``, so a seed fixes every split. Returns each trial's
+    all other images are queries (:func:`prreid_lib.datasets.vehicleid.protocol_splits`);
+    there is no camera junk. Trials draw from one ``np.random.default_rng(seed)``, so a
+    seed fixes every split. Returns each trial's
     result and the mean and std (``np.std``, ddof 0) of CMC and mAP over trials.
     ``rerank`` (keyword arguments of :func:`re_rank`: ``k1``, ``k2``, ``lambda_value``;
     ``{}`` for its defaults) re-ranks each trial's distances by k-reciprocal encoding;
@@ -419,19 +421,8 @@ def vehicleid_protocol(
     """
     f = torch.as_tensor(features)
     pids = _check_len("pids", pids, len(f))
-    if int(n_trials) < 1:
-        raise ValueError(f"n_trials: expected a positive integer, got {n_trials}")
-    _, inv = np.unique(pids, return_inverse=True)
-    by_id = np.argsort(inv, kind="stable")
-    count = np.bincount(inv)
-    start = np.cumsum(count) - count
-    rng = np.random.default_rng(seed)
     trials = []
-    for _ in range(int(n_trials)):
-        gallery = by_id[start + rng.integers(0, count)]  # one image of every id
-        is_query = np.ones(f.shape[0], dtype=bool)
-        is_query[gallery] = False
-        query = np.flatnonzero(is_query)
+    for query, gallery in protocol_splits(pids, n_trials, seed):
         q_feats, g_feats = f[torch.from_numpy(query)], f[torch.from_numpy(gallery)]
         cams = np.zeros(query.size), np.ones(gallery.size)  # no query-gallery pair is junk
         if rerank is None:

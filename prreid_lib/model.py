@@ -31,12 +31,10 @@ import torchvision
 from torch import nn
 
 from prreid_lib.config import PART_NAMES
+from prreid_lib.imagenet import normalize_images
 
 ARCHS: dict[str, int] = {"resnet18": 512, "resnet34": 512, "resnet50": 2048}
 """Supported backbones and the channel count of their last feature map."""
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def grid_size(input_size: int, last_stride: int = 1) -> int:
@@ -268,13 +266,6 @@ class PartRegularizedReID(nn.Module):
             return out[f"global_{key}"]
         parts = out[f"part_{key}"].flatten(1)
         return parts if mode == "parts" else torch.cat([out[f"global_{key}"], parts], 1)
-
-
-def normalize_images(images: torch.Tensor) -> torch.Tensor:
-    """uint8 (B, 3, H, W) in [0, 255] -> float, normalised by the ImageNet mean and std."""
-    mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1)
-    return (images.float() / 255.0 - mean) / std
 
 
 def extract_features(

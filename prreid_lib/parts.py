@@ -11,16 +11,19 @@ part and image (two lights, left and right), :func:`extend_lights` stretches
 light boxes down to the vehicle's bottom, and :func:`impute_missing_parts`
 fills a missing part with the average box of the same identity (the paper's
 rule), flagging every imputed box. :func:`ground_truth_part_boxes` builds the
-same table from SynthVeh ground truth.
+same table from SynthVeh ground truth; it is the one place where ground-truth
+part rows become part boxes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+from PIL import Image
 
 from prreid_lib.config import PART_NAMES
 
@@ -31,7 +34,9 @@ __all__ = [
     "SLOTS",
     "box_iou",
     "boxes_to_grid_mask",
+    "boxes_to_masks",
     "extend_lights",
+    "image_size",
     "ground_truth_part_boxes",
     "impute_missing_parts",
     "match_boxes",
@@ -85,6 +90,16 @@ def boxes_to_grid_mask(boxes: torch.Tensor, grid_size: int) -> torch.Tensor:
     return (rows[..., :, None] & cols[..., None, :]).to(
         boxes.dtype if boxes.is_floating_point() else torch.float32
     )
+
+
+def boxes_to_masks(boxes: torch.Tensor, valid: torch.Tensor, grid: int) -> torch.Tensor:
+    """Grid masks (B, P, S, S) from boxes (B, P, K, 4), validity (B, P, K): max over K boxes.
+
+    The masks the model pools over: a part's cells are those any of its valid
+    boxes overlaps (:func:`boxes_to_grid_mask`); two lights are united.
+    """
+    masks = boxes_to_grid_mask(boxes, grid) * valid[..., None, None].to(boxes.dtype)
+    return masks.amax(dim=2)
 
 
 _COLUMNS = [*PART_BOX_COLUMNS, "side", "impute_source"]
@@ -241,6 +256,12 @@ def impute_missing_parts(
     return out.sort_values(["path", "part", "side"], kind="stable").reset_index(drop=True)
 
 
+def image_size(path: str | Path) -> tuple[int, int]:
+    """``(width, height)`` of an image, read from its header only."""
+    with Image.open(path) as im:
+        return im.size
+
+
 def _image_sizes(images: pd.DataFrame, boxes: pd.DataFrame) -> pd.DataFrame:
     """``path, img_w, img_h`` of every image: from ``images``, else ``boxes``, else the file."""
     if {"img_w", "img_h"} <= set(images.columns):
@@ -251,13 +272,13 @@ def _image_sizes(images: pd.DataFrame, boxes: pd.DataFrame) -> pd.DataFrame:
         if path in known.index:
             rows.append((path, *known.loc[path]))
         else:
-            from prreid_lib.annotate import image_size
-
             rows.append((path, *image_size(path)))
     return pd.DataFrame(rows, columns=["path", "img_w", "img_h"])
 
 
-def ground_truth_part_boxes(parts: pd.DataFrame, root: str | None = None) -> pd.DataFrame:
+def ground_truth_part_boxes(
+    parts: pd.DataFrame, images: pd.DataFrame | None = None, root: str | Path | None = None
+) -> pd.DataFrame:
     """The part boxes table from a ``synthveh_parts.csv`` table (ground truth, score 1).
 
     Keeps visible window, light and brand rows, extends lights to the bottom of
@@ -265,23 +286,33 @@ def ground_truth_part_boxes(parts: pd.DataFrame, root: str | None = None) -> pd.
     ``imputed=False``. ``parts`` needs an absolute ``path`` column (as from
     ``load_synthveh_parts``) or ``root``, the folder its ``image`` column is
     relative to. Columns ``side`` and ``view`` are kept.
+
+    With ``images`` (``path``, ``pid``: the images a model trains or is tested
+    on) the boxes of parts hidden in an image are imputed as for detections
+    (:func:`impute_missing_parts`), with each image's ``view`` taken from
+    ``parts``: the table the re-id model consumes.
     """
     df = parts.copy()
     if "path" not in df:
         if root is None:
             raise ValueError(
                 "the parts table has no 'path' column: load it with "
-                "prreid_lib.data.load_synthveh_parts(root) or pass root="
+                "prreid_lib.synthveh.load_synthveh_parts(root) or pass root="
             )
-        from pathlib import Path
-
         df["path"] = [str((Path(root) / name).resolve()) for name in df["image"]]
     vehicle = df[df["part"] == "vehicle"].groupby("path")["y2"].max()
     keep = df[df["part"].isin(PART_NAMES) & df["visible"].astype(bool)]
     out = extend_lights(keep, vehicle).assign(score=1.0, imputed=False, impute_source="")
     out["side"] = out["side"].fillna("") if "side" in out else _assign_light_sides(out)
     extra = ["view"] if "view" in out else []
-    return out[_COLUMNS + extra].reset_index(drop=True)
+    boxes = out[_COLUMNS + extra].reset_index(drop=True)
+    if images is None:
+        return boxes
+    images = images.drop_duplicates("path")
+    if "view" in df:
+        views = df.drop_duplicates("path").set_index("path")["view"]
+        images = images.assign(view=images["path"].map(views))
+    return impute_missing_parts(boxes, images)
 
 
 def match_boxes(

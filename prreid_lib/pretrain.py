@@ -8,7 +8,7 @@ a classifier of the make-model-colour *group* trained on SynthVeh's
 ``pretrain/`` split, whose identities are disjoint from every re-id training
 and test identity (so no identity cue can leak into the start).
 
-The pretraining is a run like any other (:func:`prreid_lib.runs.run_or_load`):
+The pretraining is a run like any other (:func:`prreid_lib.train.run_or_load`):
 trained once per profile, data and seed, reused by every variant and chapter.
 Its backbone is saved beside it as ``backbone.pt``, the file that
 ``TrainConfig.pretrained`` takes.
@@ -91,7 +91,9 @@ def pretrained_backbone(
     The run lives under ``output_dir/pretrain/``; its backbone weights are
     written once, atomically, to ``backbone.pt`` in the run folder.
     """
-    result = runs.run_or_load(
+    from prreid_lib.train import run_or_load
+
+    result = run_or_load(
         pretrain_config(profile),
         pretrain_frame(root),
         None,

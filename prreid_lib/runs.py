@@ -1,4 +1,4 @@
-"""The run cache: a training run is identified by the hash of what determines it.
+"""The run store: a training run is identified by the hash of what determines it.
 
 A run's key is the SHA-1 of its training config, its recipe options, the
 identity of its training data (the content of its image files,
@@ -12,8 +12,9 @@ identities, part boxes), the seed and the number of processes. Its folder
     model.pt        final weights and what is needed to rebuild the model
     final.json      the "done" marker: final metrics, times, environment
 
-Chapters call :func:`run_or_load`: a finished run is loaded, an unfinished
-one resumes, a missing one trains.
+This module is the run store: keys, the files of a run folder and how they
+are read back. It trains nothing; :func:`prreid_lib.train.run_or_load`
+reuses a finished run, resumes an unfinished one or trains a missing one.
 """
 
 from __future__ import annotations
@@ -21,10 +22,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import pickle
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, is_dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from prreid_lib.data.dataset import stat_image
+from prreid_lib.cache import atomic_write, config_digest, file_digest
 from prreid_lib.model import PartRegularizedReID
 
 CHECKPOINT, MODEL, FINAL, CONFIG = "checkpoint.pt", "model.pt", "final.json", "config.json"
@@ -64,31 +64,20 @@ class TrainResult:
         return float(self.history["seconds"].sum()) if len(self.history) else 0.0
 
 
-def _plain(value: Any) -> Any:
-    """A JSON-able version of dataclasses, mappings, tuples and paths (sorted keys)."""
-    if is_dataclass(value) and not isinstance(value, type):
-        value = asdict(value)
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in sorted(value.items())}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
 def data_identity(
     train_df: pd.DataFrame, part_boxes: pd.DataFrame | None, parts: Sequence[str]
 ) -> str:
-    """SHA-1 of the training data by content: each image's bytes, its identity, and the
+    """SHA-1 of a set of images by content: each image's bytes, its identity, and the
     used part boxes (keyed by image content, not path).
 
-    Moving the data, regenerating identical SynthVeh or copying ``runs/`` to
-    another machine keeps the key, so a finished run is reused there.
+    The data part of a run's key (and of an evaluation's,
+    :func:`prreid_lib.studies.evaluation_key`). Moving the data, regenerating
+    identical SynthVeh or copying ``runs/`` to another machine keeps the key,
+    so a finished run is reused there.
     """
     digest = hashlib.sha1()
     paths = [str(p) for p in train_df["path"]]
-    contents = {p: content_digest(p) for p in paths}
+    contents = {p: file_digest(p) for p in paths}
     digest.update("\n".join(contents[p] for p in paths).encode())
     digest.update(train_df["pid"].to_numpy(dtype="int64").tobytes())
     if part_boxes is not None and parts:
@@ -105,39 +94,17 @@ def data_identity(
     return digest.hexdigest()
 
 
-_DIGESTS: dict[tuple[str, int, int], str] = {}
-
-
-def content_digest(path: str | Path) -> str:
-    """:func:`file_digest` of ``path``, remembered for the process while the file's size and
-    modification time stay the same; a missing file is a clear error."""
-    st = stat_image(path)
-    key = (str(path), st.st_size, st.st_mtime_ns)
-    if key not in _DIGESTS:
-        _DIGESTS[key] = file_digest(path)
-    return _DIGESTS[key]
-
-
-def file_digest(path: str | Path) -> str:
-    """SHA-1 of a file's bytes (read in 1 MiB blocks)."""
-    digest = hashlib.sha1()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def run_key(config: Any, options: Any, data_id: str, seed: int, world_size: int = 1) -> str:
     """SHA-1 of (config, options, data identity, seed, world size): the identity of a run."""
     payload = {
         "version": KEY_VERSION,
-        "config": _plain(config),
-        "options": _plain(options),
+        "config": config,
+        "options": options,
         "data": data_id,
         "seed": int(seed),
         "world_size": int(world_size),
     }
-    return hashlib.sha1(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    return config_digest(payload)
 
 
 def run_dir_for(root: str | Path, key: str, name: str | None = None) -> Path:
@@ -150,52 +117,11 @@ def is_done(run_dir: str | Path) -> bool:
     return (Path(run_dir) / FINAL).is_file()
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    """Call ``write(handle)`` on a temporary file next to ``path``, fsync, rename over ``path``.
-
-    On failure (a full disk, a read-only folder) the temporary file is removed
-    and ``OSError`` names ``path`` and the fix; ``path`` keeps its old content.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
-        raise OSError(
-            err.errno,
-            f"cannot write {path} ({err.strerror or err}); free disk space or make the "
-            "folder writable, then run again",
-        ) from err
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file next to ``path``, fsync, rename it over ``path``."""
-    _atomic_write(path, lambda handle: handle.write(data))
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """:func:`atomic_write_bytes` for text (UTF-8)."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """``torch.save`` through a temporary file and a rename, so a kill never leaves half a file."""
     buffer = io.BytesIO()  # serialised first: torch reports a failed file write as RuntimeError
     torch.save(obj, buffer)
-    _atomic_write(path, lambda handle: handle.write(buffer.getbuffer()))
-
-
-def write_json(path: Path, obj: Any) -> None:
-    """Atomically write ``obj`` as indented JSON."""
-    atomic_write_text(path, json.dumps(_plain(obj), indent=2) + "\n")
+    atomic_write(path, lambda handle: handle.write(buffer.getbuffer()))
 
 
 def _legacy_numpy_globals() -> list:
@@ -265,7 +191,7 @@ def load_trained(run_dir: str | Path, device: str | torch.device = "cpu") -> Par
     if not path.is_file():
         raise FileNotFoundError(
             f"{path} not found: {run_dir} is not a finished training run "
-            "(train it with prreid_lib.train.train_reid or run_or_load)"
+            "(train it with prreid_lib.train.train_reid or prreid_lib.train.run_or_load)"
         )
     fix = f"delete the run folder {Path(run_dir)} to retrain"
     state = load_torch_file(path, fix)
@@ -294,58 +220,3 @@ def load_result(run_dir: str | Path, device: str | torch.device = "cpu") -> Trai
     history = pd.read_csv(run_dir / METRICS_CSV)
     model = load_trained(run_dir, device)
     return TrainResult(run_dir, info["key"], history, model, run_dir / CHECKPOINT, info, True)
-
-
-def run_or_load(
-    cfg: Any,
-    train_df: pd.DataFrame,
-    part_boxes: pd.DataFrame | None,
-    root: str | Path,
-    seed: int = 0,
-    device: str = "auto",
-    progress: bool = True,
-    name: str | None = None,
-    options: Any = None,
-    cache_dir: str | Path | None = None,
-    on_epoch_end: Any = None,
-    log: Any = None,
-) -> TrainResult:
-    """Reuse the finished run of this (config, options, data, seed) under ``root``, or train it.
-
-    Arguments as :func:`prreid_lib.train.train_reid` (``on_epoch_end`` and
-    ``log`` see only the epochs trained now); the run lives in
-    ``run_dir_for(root, key, name)``. A finished run with the same key under
-    another name (the same model trained by another chapter under its own
-    label) is reused as it is. An interrupted run resumes from its last
-    checkpoint.
-    """
-    from prreid_lib.train import plan_run, train_reid
-
-    plan = plan_run(cfg, train_df, part_boxes, seed, options)
-    run_dir = run_dir_for(root, plan.key, name)
-    if not is_done(run_dir):
-        run_dir = _finished_twin(Path(root), plan.key) or run_dir
-    return train_reid(
-        cfg,
-        train_df,
-        part_boxes,
-        run_dir,
-        seed=seed,
-        device=device,
-        progress=progress,
-        options=plan.options,
-        cache_dir=cache_dir,
-        on_epoch_end=on_epoch_end,
-        log=log,
-    )
-
-
-def _finished_twin(root: Path, key: str) -> Path | None:
-    """A finished run folder under ``root`` whose key is ``key`` (any name), or ``None``."""
-    for candidate in sorted(root.glob(f"*-{key[:12]}")):
-        try:
-            if is_done(candidate) and load_info(candidate).get("key") == key:
-                return candidate
-        except (OSError, ValueError):
-            continue  # an unreadable record is not a match
-    return None

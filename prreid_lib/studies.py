@@ -3,7 +3,7 @@
 Chapters 4-8 train many variants of the same model (baseline, part-regularized,
 the ablation rows of Table 4, other input sizes). This module gives them one way
 to do it, so a variant trained in one chapter is reused by the others through
-the run cache (:func:`prreid_lib.runs.run_or_load`).
+the run cache (:func:`prreid_lib.train.run_or_load`).
 
 It is also the chapters' one door to what they share: the data folder and the
 part labels (:func:`resolve_data_root`, :func:`resolve_parts_yaml`), the part
@@ -24,8 +24,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from prreid_lib.cache import cached_json, config_digest
 from prreid_lib.config import PART_NAMES, Profile, TrainConfig, get_profile
 from prreid_lib.paper_tables import PAPER_LABEL
+from prreid_lib.runs import data_identity
 
 TEST_SET_NAMES = ("small", "medium", "large")
 """VehicleID test sets in the order of their (real) sizes 800, 1600, 2400."""
@@ -34,6 +36,8 @@ DETECTED_BOXES_FILE = Path("ch03") / "part_boxes.csv"
 """Where chapter 3 saves detected (and imputed) part boxes, relative to ``output_dir``."""
 MIN_DETECTED_COVERAGE = 0.9
 """``part_source="auto"`` uses detections only when they cover this share of training images."""
+EVALUATION_KEY_VERSION = "2"
+"""Version of :func:`evaluation_key` (2: keyed by image content, not by path)."""
 
 BASELINE, FULL = "Baseline (w/o parts)", "Global+Light+Brand+Window"
 """The two models of the headline comparison (Table 4's first and last rows)."""
@@ -64,10 +68,10 @@ def resolve_data_root(
     profile: str | Profile, data_root: str | Path | None = None, data_seed: int = 0
 ) -> Path:
     """The chapters' data folder: ``data_root``, or (``None``) the profile's SynthVeh of seed
-    ``data_seed``, generated on first use (:func:`prreid_lib.data.synthetic.ensure_synthveh`)."""
+    ``data_seed``, generated on first use (:func:`prreid_lib.synthveh.ensure_synthveh`)."""
     if data_root is not None:
         return Path(data_root)
-    from prreid_lib.data import ensure_synthveh
+    from prreid_lib.synthveh import ensure_synthveh
 
     return ensure_synthveh(
         get_profile(profile) if isinstance(profile, str) else profile, seed=data_seed
@@ -83,7 +87,7 @@ def load_data_sets(root: str | Path) -> tuple[Any, Any]:
     """``(VeRi-776, VehicleID)`` under ``root`` (VehicleID with its 800-identity test list);
     one the folder lacks is ``None`` (the reason printed), neither raises
     ``FileNotFoundError``."""
-    from prreid_lib.data import DatasetFormatError, load_vehicleid, load_veri776
+    from prreid_lib.datasets import DatasetFormatError, load_vehicleid, load_veri776
 
     loaded = []
     for loader, args in ((load_veri776, ()), (load_vehicleid, (REAL_TEST_SIZES[0],))):
@@ -220,9 +224,10 @@ def load_study_data(
     epoch in the smoke profile finds nothing), else the ground truth. Real data
     without detected boxes raise a clear error.
     """
-    from prreid_lib.data import load_synthveh_parts, load_vehicleid
-    from prreid_lib.data.vehicleid import available_test_sizes
-    from prreid_lib.parts import ground_truth_part_boxes, impute_missing_parts
+    from prreid_lib.datasets import load_vehicleid
+    from prreid_lib.datasets.vehicleid import available_test_sizes
+    from prreid_lib.parts import ground_truth_part_boxes
+    from prreid_lib.synthveh import load_synthveh_parts
 
     prof = get_profile(profile) if isinstance(profile, str) else profile
     root = resolve_data_root(prof, data_root, data_seed)
@@ -244,11 +249,8 @@ def load_study_data(
     )
     gt_boxes = test_boxes = None
     if synthetic:
-        parts_table = load_synthveh_parts(vid.root)
-        views = parts_table.drop_duplicates("path").set_index("path")["view"]
-        everything = pd.concat([vid.train, *tests.values()]).drop_duplicates("path")
-        everything = everything.assign(view=everything["path"].map(views))
-        gt_boxes = impute_missing_parts(ground_truth_part_boxes(parts_table), everything)
+        everything = pd.concat([vid.train, *tests.values()])
+        gt_boxes = ground_truth_part_boxes(load_synthveh_parts(vid.root), everything)
         test_boxes = gt_boxes
     if use_detected:
         boxes = found if found is not None else load_detected_boxes(output_dir)
@@ -264,16 +266,11 @@ def load_study_data(
     boxes = boxes[boxes["path"].isin(train_paths)].reset_index(drop=True)
     data = StudyData(prof, root, synthetic, vid, tests, boxes, test_boxes, source)
     if synthetic:
-        from prreid_lib.data import load_veri776
+        from prreid_lib.datasets import load_veri776
 
         data.veri = load_veri776(root)
         veri_parts = load_synthveh_parts(data.veri.root)
-        veri_train = data.veri.train.assign(
-            view=data.veri.train["path"].map(
-                veri_parts.drop_duplicates("path").set_index("path")["view"]
-            )
-        )
-        data.veri_part_boxes = impute_missing_parts(ground_truth_part_boxes(veri_parts), veri_train)
+        data.veri_part_boxes = ground_truth_part_boxes(veri_parts, data.veri.train)
     if start is not None:
         data.start = start
     elif synthetic and prof.pretrain is not None and prof.train.pretrained is None:
@@ -321,7 +318,7 @@ def train_variant(
     :class:`prreid_lib.runs.TrainResult`; runs live under
     ``output_dir/reid/<slug(name)>-<key>``.
     """
-    from prreid_lib.runs import run_or_load
+    from prreid_lib.train import run_or_load
 
     if dataset == "vehicleid":
         frame, boxes = data.vehicleid.train, data.part_boxes
@@ -373,45 +370,46 @@ def evaluate_variant(
     return pd.DataFrame(rows).set_index("test set")
 
 
+def evaluation_key(
+    result, test: pd.DataFrame, part_boxes, trials: int, seed: int, metric: str = "euclidean"
+) -> str:
+    """Content key of one VehicleID evaluation of a run: the test images' bytes and
+    identities (and their part boxes, for a parts-only model), trials, seed and metric.
+
+    No path is part of it, so an evaluation stored in a run folder is reused
+    after the run and the data are copied to another checkout or machine.
+    """
+    parts = () if result.model.use_global else tuple(result.model.parts)
+    data = data_identity(test, part_boxes if parts else None, parts)
+    payload = {"version": EVALUATION_KEY_VERSION, "trials": trials, "seed": seed}
+    return config_digest(payload | {"metric": metric, "data": data})
+
+
 def _vehicleid_row(
     result, test: pd.DataFrame, part_boxes, trials: int, seed: int, metric: str = "euclidean"
 ) -> dict:
     """One test set's VehicleID figures for a run, from its evaluation cache or computed."""
-    import hashlib
-    import json
-
     from prreid_lib.evaluate import evaluate_vehicleid
-    from prreid_lib.runs import write_json
 
-    digest = hashlib.sha256(f"vehicleid-v1 {trials} {seed}".encode())
-    if metric != "euclidean":  # the default keeps the keys of evaluations stored before
-        digest.update(f" metric={metric}".encode())
-    digest.update(pd.util.hash_pandas_object(test[["path", "pid"]], index=False).to_numpy())
-    if not result.model.use_global and part_boxes is not None:
-        used = part_boxes[part_boxes["path"].isin(set(test["path"]))]
-        digest.update(pd.util.hash_pandas_object(used, index=False).to_numpy())
-    cache = Path(result.run_dir) / "evaluations" / f"vehicleid-{digest.hexdigest()[:16]}.json"
+    key = evaluation_key(result, test, part_boxes, trials, seed, metric)
+    cache = Path(result.run_dir) / "evaluations" / f"vehicleid-{key[:16]}.json"
     columns = ("identities", "CMC@1", "CMC@5", "mAP", "CMC@1 std", "mAP std")
-    if cache.is_file():
-        try:
-            stored = json.loads(cache.read_text())
-            return {k: stored[k] for k in columns}
-        except (json.JSONDecodeError, KeyError, TypeError):
-            pass  # a damaged cache file is recomputed and overwritten
-    res = evaluate_vehicleid(
-        result.model, test, part_boxes=part_boxes, n_trials=trials, seed=seed, metric=metric
-    )
-    row = {
-        "identities": int(test["pid"].nunique()),
-        "CMC@1": float(res.cmc_mean[0]),
-        "CMC@5": float(res.cmc_mean[4]),
-        "mAP": float(res.mAP_mean),
-        "CMC@1 std": float(res.cmc_std[0]),
-        "mAP std": float(res.mAP_std),
-    }
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    write_json(cache, row)
-    return row
+
+    def compute() -> dict:
+        res = evaluate_vehicleid(
+            result.model, test, part_boxes=part_boxes, n_trials=trials, seed=seed, metric=metric
+        )
+        return {
+            "identities": int(test["pid"].nunique()),
+            "CMC@1": float(res.cmc_mean[0]),
+            "CMC@5": float(res.cmc_mean[4]),
+            "mAP": float(res.mAP_mean),
+            "CMC@1 std": float(res.cmc_std[0]),
+            "mAP std": float(res.mAP_std),
+        }
+
+    stored = cached_json(cache, compute, required=columns)
+    return {k: stored[k] for k in columns}
 
 
 def compare_variants(
@@ -531,7 +529,7 @@ def synthveh_variant(
             f"{data.root} is real data: only SynthVeh can be generated again with other "
             f"settings ({sorted(synth)}); use data_root=None"
         )
-    from prreid_lib.data import ensure_synthveh
+    from prreid_lib.synthveh import ensure_synthveh
 
     profile = replace(
         data.profile, name=name, synth=replace(data.profile.synth, pretrain_ids=0, **synth)
@@ -545,8 +543,8 @@ def synthveh_variant(
 def same_camera_junk(query: pd.DataFrame, gallery: pd.DataFrame) -> np.ndarray:
     """``(len(query), len(gallery))`` booleans: the gallery images the VeRi-776 protocol
     ignores for each query (same vehicle, same camera;
-    ``prreid_lib.data.veri776.rule_gt_junk``)."""
-    from prreid_lib.data.veri776 import rule_gt_junk
+    ``prreid_lib.datasets.veri776.rule_gt_junk``)."""
+    from prreid_lib.datasets.veri776 import rule_gt_junk
 
     _, junk = rule_gt_junk(query, gallery)
     mask = np.zeros((len(query), len(gallery)), dtype=bool)
@@ -584,7 +582,7 @@ def near_duplicate_images(data: StudyData) -> pd.DataFrame:
     frame = train.copy()
     identities = data.vehicleid.root / "synthveh_identities.csv"
     if identities.exists():
-        from prreid_lib.data import load_synthveh_parts
+        from prreid_lib.synthveh import load_synthveh_parts
 
         groups = pd.read_csv(identities).set_index("pid")["group"]
         frame["group"] = frame["pid"].map(groups).astype(str)

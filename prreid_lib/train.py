@@ -8,8 +8,10 @@ RNG states; the sampler's state is its seed and epoch); a run killed at any
 moment and restarted with the same arguments resumes from the last checkpoint
 and ends with the same weights as an uninterrupted run. Under ``torchrun
 --nproc-per-node N`` the same entry point runs DistributedDataParallel with
-rank-sliced batches; rank 0 writes the files. :func:`main` is the command
-line (``python -m prreid_lib.train``, ``prreid train``).
+rank-sliced batches; rank 0 writes the files. :func:`run_or_load` reuses a
+finished run of the run store (:mod:`prreid_lib.runs`), resumes an unfinished
+one or trains a missing one. :func:`main` is the command line
+(``python -m prreid_lib.train``, ``prreid train``).
 """
 
 from __future__ import annotations
@@ -27,13 +29,15 @@ from torch.nn.parallel import DistributedDataParallel
 
 from prreid_lib import distributed as dist
 from prreid_lib import runs
+from prreid_lib.cache import atomic_write_text, file_digest, write_json
 from prreid_lib.config import TrainConfig
-from prreid_lib.data.dataset import ReIDImageSet, default_cache_dir
-from prreid_lib.data.sampler import PKSampler, RandomBatchSampler
-from prreid_lib.data.transforms import AugmentConfig, augment_batch, boxes_to_masks
 from prreid_lib.errors import PrreidError
 from prreid_lib.losses import ReIDLoss
 from prreid_lib.model import PartRegularizedReID
+from prreid_lib.parts import boxes_to_masks
+from prreid_lib.pipeline.imageset import ReIDImageSet, default_cache_dir
+from prreid_lib.pipeline.sampler import PKSampler, RandomBatchSampler
+from prreid_lib.pipeline.transforms import AugmentConfig, augment_batch
 from prreid_lib.precision import autocast_dtype, float32_outputs
 from prreid_lib.recipes import (
     RecipeOptions,
@@ -92,7 +96,7 @@ def plan_run(
     data_id = runs.data_identity(train_df, part_boxes, parts)
     start = cfg.pretrained
     if start is not None and Path(start).is_file():  # the weights' content, not their path
-        cfg = replace(cfg, pretrained=f"sha1:{runs.content_digest(start)}")
+        cfg = replace(cfg, pretrained=f"sha1:{file_digest(start)}")
     key = runs.run_key(cfg, options, data_id, seed, dist.world_size())
     return RunPlan(options, parts, key)
 
@@ -281,7 +285,7 @@ def train_reid(
     another run is an error. ``device`` "auto" picks CUDA when available.
     ``options`` defaults to :func:`~prreid_lib.recipes.recipe_options` of
     ``cfg``. Images are decoded once and cached under ``cache_dir`` (default
-    :func:`~prreid_lib.data.dataset.default_cache_dir`). Returns a
+    :func:`~prreid_lib.pipeline.imageset.default_cache_dir`). Returns a
     :class:`~prreid_lib.runs.TrainResult` (history, model, run folder).
     ``on_epoch_end(row)`` is called on rank 0 after each epoch's checkpoint
     (e.g. to plot live curves). Rank 0 reports each epoch in one line
@@ -310,7 +314,7 @@ def train_reid(
         out_dir.mkdir(parents=True, exist_ok=True)
         record = {"key": plan.key, "config": cfg, "options": plan.options, "seed": seed}
         record["precision"] = str(trainer.amp_dtype or torch.float32).removeprefix("torch.")
-        runs.write_json(out_dir / runs.CONFIG, record | {"world_size": dist.world_size()})
+        write_json(out_dir / runs.CONFIG, record | {"world_size": dist.world_size()})
     history: list[dict[str, float]] = []
     ckpt = _read_checkpoint(out_dir, plan.key)
     if ckpt is not None:
@@ -355,10 +359,63 @@ def train_reid(
         pid_values = [int(v) for v in data.pid_values]  # plain data: loads weights_only
         extra = {"input_size": cfg.input_size, "pid_values": pid_values}
         runs.atomic_torch_save(weights | extra, out_dir / runs.MODEL)
-        runs.write_json(out_dir / runs.FINAL, info)
+        write_json(out_dir / runs.FINAL, info)
     dist.barrier()
     model.input_size, model.pid_values = cfg.input_size, data.pid_values
     return runs.TrainResult(out_dir, plan.key, frame, model.eval(), out_dir / runs.CHECKPOINT, info)
+
+
+def run_or_load(
+    cfg: Any,
+    train_df: pd.DataFrame,
+    part_boxes: pd.DataFrame | None,
+    root: str | Path,
+    seed: int = 0,
+    device: str = "auto",
+    progress: bool = True,
+    name: str | None = None,
+    options: Any = None,
+    cache_dir: str | Path | None = None,
+    on_epoch_end: Any = None,
+    log: Any = None,
+) -> runs.TrainResult:
+    """Reuse the finished run of this (config, options, data, seed) under ``root``, or train it.
+
+    Arguments as :func:`train_reid` (``on_epoch_end`` and
+    ``log`` see only the epochs trained now); the run lives in
+    ``prreid_lib.runs.run_dir_for(root, key, name)``. A finished run with the same key under
+    another name (the same model trained by another chapter under its own
+    label) is reused as it is. An interrupted run resumes from its last
+    checkpoint.
+    """
+    plan = plan_run(cfg, train_df, part_boxes, seed, options)
+    run_dir = runs.run_dir_for(root, plan.key, name)
+    if not runs.is_done(run_dir):
+        run_dir = _finished_twin(Path(root), plan.key) or run_dir
+    return train_reid(
+        cfg,
+        train_df,
+        part_boxes,
+        run_dir,
+        seed=seed,
+        device=device,
+        progress=progress,
+        options=plan.options,
+        cache_dir=cache_dir,
+        on_epoch_end=on_epoch_end,
+        log=log,
+    )
+
+
+def _finished_twin(root: Path, key: str) -> Path | None:
+    """A finished run folder under ``root`` whose key is ``key`` (any name), or ``None``."""
+    for candidate in sorted(root.glob(f"*-{key[:12]}")):
+        try:
+            if runs.is_done(candidate) and runs.load_info(candidate).get("key") == key:
+                return candidate
+        except (OSError, ValueError):
+            continue  # an unreadable record is not a match
+    return None
 
 
 def epoch_line(row: dict[str, float], epochs: int, images_per_s: float, elapsed: float) -> str:
@@ -392,21 +449,21 @@ def tensorboard_writer(log_dir: str | Path):
 
 def _write_history(out_dir: Path, history: list[dict[str, float]]) -> None:
     frame = pd.DataFrame(history)
-    runs.atomic_write_text(out_dir / runs.METRICS_CSV, frame.to_csv(index=False))
-    runs.write_json(out_dir / runs.METRICS_JSON, history)
+    atomic_write_text(out_dir / runs.METRICS_CSV, frame.to_csv(index=False))
+    write_json(out_dir / runs.METRICS_JSON, history)
 
 
 def _load_training_data(
     args: argparse.Namespace, profile
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """Training frame and part boxes for the CLI (SynthVeh by default)."""
-    from prreid_lib.data import load_vehicleid, load_veri776
+    from prreid_lib.datasets import load_vehicleid, load_veri776
 
     root = Path(args.data_root) if args.data_root else None
     if root is None:
         if profile.real_data is not None:
             raise ValueError(f"profile {profile.name!r} uses real data: pass --data-root")
-        from prreid_lib.data.synthetic import ensure_synthveh
+        from prreid_lib.synthveh import ensure_synthveh
 
         root = ensure_synthveh(profile, seed=args.data_seed)
     sub = {"vehicleid": "VehicleID", "veri776": "VeRi-776"}[args.dataset]
@@ -421,13 +478,10 @@ def _load_training_data(
                 f"--parts gt needs SynthVeh ground truth, {root} has none: "
                 "pass --parts FILE.csv (detected boxes) or --parts none"
             )
-        from prreid_lib.data import load_synthveh_parts
-        from prreid_lib.parts import ground_truth_part_boxes, impute_missing_parts
+        from prreid_lib.parts import ground_truth_part_boxes
+        from prreid_lib.synthveh import load_synthveh_parts
 
-        table = load_synthveh_parts(root)
-        views = table.drop_duplicates("path").set_index("path")["view"]
-        images = train.assign(view=train["path"].map(views))
-        return train, impute_missing_parts(ground_truth_part_boxes(table), images)
+        return train, ground_truth_part_boxes(load_synthveh_parts(root), train)
     return train, pd.read_csv(args.parts)
 
 
@@ -491,7 +545,7 @@ def main(argv: list[str] | None = None) -> int:
         train_df, part_boxes = _load_training_data(args, profile)
         if not active_parts(cfg):
             part_boxes = None
-        result = runs.run_or_load(
+        result = run_or_load(
             cfg,
             train_df,
             part_boxes,

@@ -16,7 +16,6 @@ writable folder for ultralytics' label caches.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -26,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from prreid_lib.cache import tree_digest
 from prreid_lib.config import PART_NAMES
 from prreid_lib.errors import PrreidError
 
@@ -33,7 +33,6 @@ __all__ = [
     "FONT_NAMES",
     "configure_offline",
     "default_config_dir",
-    "fingerprint",
     "prepare_dataset",
     "training_precision",
 ]
@@ -139,19 +138,10 @@ def _write_settings(path: Path) -> None:
     path.write_text(json.dumps(settings, indent=2))
 
 
-def fingerprint(paths: list[Path]) -> str:
-    """SHA-1 of files' paths, sizes and modification times (what identifies a data set)."""
-    h = hashlib.sha1()
-    for p in sorted(paths):
-        st = p.stat()
-        h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()
-
-
 def prepare_dataset(
     data_yaml: str | Path, work_dir: str | Path, extend_lights: bool = True
 ) -> tuple[Path, str]:
-    """The part dataset as YOLO trains on it, in ``work_dir``; returns (data.yaml, fingerprint).
+    """The part dataset as YOLO trains on it, in ``work_dir``; returns (data.yaml, content key).
 
     Labels are validated first (:func:`prreid_lib.annotate.validate`; any
     problem but an image without label file raises). With ``extend_lights``
@@ -161,10 +151,12 @@ def prepare_dataset(
     (a vehicle crop); the labels are rewritten into ``work_dir/dataset`` and the
     images linked there. Without it, a dataset whose ``labels`` folder is not
     writable (ultralytics caches labels next to it) is mirrored by links. The
-    fingerprint hashes every image and label file (name, size, mtime).
+    content key (:func:`prreid_lib.cache.tree_digest`) hashes every image and
+    label file by its name relative to the data set and its bytes, so a copied
+    data set trains the same detector run.
     """
     from prreid_lib.annotate import labels_dir_for, validate
-    from prreid_lib.data.errors import DatasetFormatError
+    from prreid_lib.datasets.errors import DatasetFormatError
 
     data_yaml = Path(data_yaml)
     if not data_yaml.is_file():
@@ -196,7 +188,7 @@ def prepare_dataset(
     work_dir.mkdir(parents=True, exist_ok=True)
     files = [p for sub in ("images", "labels") for p in (base / sub).rglob("*") if p.is_file()]
     files += [base / "synthveh_parts.csv"] if (base / "synthveh_parts.csv").is_file() else []
-    digest = fingerprint([p for p in files if p.suffix != ".cache"])
+    digest = tree_digest(base, [p for p in files if p.suffix != ".cache"], salt=f"{extend_lights}")
     if extend_lights or not os.access(base / "labels", os.W_OK):
         mirror = work_dir / "dataset"
         for key, rel in splits.items():
@@ -209,7 +201,6 @@ def prepare_dataset(
                 _link(mirror / "labels" / name, labels)
             splits[key] = f"images/{name}"
         base = mirror
-        digest = hashlib.sha1(f"{digest}|extend={extend_lights}".encode()).hexdigest()
     out = {"path": str(base), "names": dict(enumerate(PART_NAMES)), **splits}
     target = work_dir / "data.yaml"
     target.write_text(yaml.safe_dump(out, sort_keys=False))

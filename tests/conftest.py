@@ -17,7 +17,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 @pytest.fixture(scope="session")
 def smoke_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SynthVeh export of the smoke profile (generated once per test session)."""
-    from prreid_lib.data import ensure_synthveh
+    from prreid_lib.synthveh import ensure_synthveh
 
     return ensure_synthveh("smoke", root=tmp_path_factory.mktemp("data") / "synthveh", seed=0)
 

@@ -16,7 +16,8 @@ from prreid_lib.cam import (
     identity_classes,
     upsample_cams,
 )
-from prreid_lib.model import PartRegularizedReID, normalize_images
+from prreid_lib.imagenet import normalize_images
+from prreid_lib.model import PartRegularizedReID
 
 torch.set_num_threads(1)  # the CI machine is shared; more threads only contend
 N_CLASSES = 5

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from prreid_lib.config import get_profile
-from prreid_lib.data import (
+from prreid_lib.datasets import (
     DatasetFormatError,
     load_vehicleid,
     load_veri776,

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -209,6 +210,31 @@ def test_vehicleid_protocol_hand_worked():
     assert [t.mAP for t in again.trials] == maps
 
 
+def test_vehicleid_splits_are_the_protocol_draws():
+    """The data set's query/gallery frames are the draws the protocol evaluates, and the
+    draws are the ones the protocol has always made (a fixed seed, one generator)."""
+    from pathlib import Path
+
+    from prreid_lib.datasets.vehicleid import VehicleID, protocol_splits
+
+    pids = np.array([7, 7, 7, 9, 9, 4])
+    test = pd.DataFrame({"path": [f"/x/{i}.jpg" for i in range(6)], "pid": pids})
+    data = VehicleID(Path("/x"), test.iloc[:0], test, 800)
+    splits = data.splits(n_trials=3, seed=5)
+    rng = np.random.default_rng(5)
+    by_id, count = np.array([5, 0, 1, 2, 3, 4]), np.array([1, 3, 2])  # ids 4, 7, 9
+    start = np.cumsum(count) - count
+    for (query, gallery), (q_idx, g_idx) in zip(splits, protocol_splits(pids, 3, 5), strict=True):
+        expected = np.sort(by_id[start + rng.integers(0, count)])
+        assert np.sort(g_idx).tolist() == expected.tolist()
+        assert sorted(gallery["pid"]) == [4, 7, 9]  # one image of every vehicle
+        assert sorted([*query["path"], *gallery["path"]]) == sorted(test["path"])
+        assert query["path"].tolist() == test["path"].iloc[q_idx].tolist()
+    assert data.gallery.equals(data.splits(1)[0][1]) and len(data.query) == 3
+    with pytest.raises(ValueError, match="n_trials"):
+        protocol_splits(pids, 0)
+
+
 def test_pairwise_distance_and_features_entry_point():
     q = np.array([[0.0, 0.0], [3.0, 4.0]], dtype=np.float32)
     g = np.array([[3.0, 0.0], [0.0, 2.0]], dtype=np.float32)
@@ -345,7 +371,7 @@ def test_re_rank_matches_fastreid():
 
 
 def test_official_index_files_agree_with_id_camera_rule(request):
-    from prreid_lib.data import load_veri776, read_veri_index
+    from prreid_lib.datasets import load_veri776, read_veri_index
 
     root = request.getfixturevalue("smoke_data") / "VeRi-776"
     veri = load_veri776(root)

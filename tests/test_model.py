@@ -7,13 +7,13 @@ import torch
 import torchvision
 from torch import nn
 
-from prreid_lib.data.transforms import boxes_to_masks
 from prreid_lib.model import (
     PartRegularizedReID,
     extract_features,
     grid_size,
     local_average_pool,
 )
+from prreid_lib.parts import boxes_to_masks
 
 torch.set_num_threads(2)
 

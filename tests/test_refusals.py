@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from prreid_lib.cli import main
-from prreid_lib.data import synthetic as S
+from prreid_lib.synthveh import generator as S
 from tests.test_synthetic import TINY
 
 TINY_SYNTH = TINY
@@ -281,7 +281,7 @@ def test_full_disk_removes_the_temporary_file(tmp_path: Path, monkeypatch, how: 
 
     import torch
 
-    from prreid_lib import runs
+    from prreid_lib import cache, runs
 
     target = tmp_path / "checkpoint.pt"
     target.write_bytes(b"previous")
@@ -289,10 +289,10 @@ def test_full_disk_removes_the_temporary_file(tmp_path: Path, monkeypatch, how: 
     def full(fd):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(runs.os, "fsync", full)
+    monkeypatch.setattr(cache.os, "fsync", full)
     with pytest.raises(OSError) as exc:
         if how == "bytes":
-            runs.atomic_write_bytes(target, b"new")
+            cache.atomic_write_bytes(target, b"new")
         else:
             runs.atomic_torch_save({"w": torch.zeros(3)}, target)
     message = str(exc.value)
@@ -359,7 +359,7 @@ def test_library_runtime_errors_are_not_user_errors(monkeypatch) -> None:
     def boom(*args, **kwargs):
         raise RuntimeError("CUDA error: device-side assert triggered")
 
-    monkeypatch.setattr("prreid_lib.data.synthetic.generate_synthveh", boom)
+    monkeypatch.setattr("prreid_lib.synthveh.generate_synthveh", boom)
     with pytest.raises(RuntimeError, match="device-side"):
         main(["synth", "--profile", "smoke", "--out", "unused"])
 
@@ -390,7 +390,7 @@ def one_label(tmp_path: Path) -> tuple[Path, Path]:
 )
 def test_bad_numbers_and_bytes_in_labels_are_problems(one_label, content, found) -> None:
     from prreid_lib import annotate
-    from prreid_lib.data.errors import DatasetFormatError
+    from prreid_lib.datasets.errors import DatasetFormatError
 
     images, label = one_label
     label.write_bytes(b"1 0.1 0.8 0.1 0.2\n" + content)
@@ -437,7 +437,7 @@ def test_broken_image_names_the_file(tmp_path: Path, damage: str, hooked: bool) 
     import numpy as np
     from PIL import Image
 
-    from prreid_lib.data.dataset import decode_images
+    from prreid_lib.pipeline.imageset import decode_images
 
     good, bad = tmp_path / "good.jpg", tmp_path / "bad.jpg"
     rng = np.random.default_rng(0)
@@ -479,8 +479,8 @@ def _fake_features(monkeypatch) -> None:
 
 
 def test_missing_track_file_is_a_warning_naming_it(veri_without_optional_files, monkeypatch):
-    from prreid_lib.data import load_veri776
-    from prreid_lib.data.veri776 import missing_file_notes
+    from prreid_lib.datasets import load_veri776
+    from prreid_lib.datasets.veri776 import missing_file_notes
     from prreid_lib.evaluate import evaluate_veri
 
     root = veri_without_optional_files.resolve()

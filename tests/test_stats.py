@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from prreid_lib.data.stats import near_duplicate_groups, near_duplicate_share, split_statistics
+from prreid_lib.datasets.stats import near_duplicate_groups, near_duplicate_share, split_statistics
 
 
 def test_split_statistics_counts_images_ids_cameras_views():

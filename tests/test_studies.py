@@ -28,7 +28,7 @@ def test_data_root_is_the_given_folder_or_the_profiles_synthveh(monkeypatch, tmp
     assert studies.resolve_data_root("smoke", tmp_path) == tmp_path
     calls = []
     monkeypatch.setattr(
-        "prreid_lib.data.synthetic.ensure_synthveh",
+        "prreid_lib.synthveh.ensure_synthveh",
         lambda prof, seed: calls.append((prof.name, seed)) or tmp_path / "made",
     )
     assert studies.resolve_data_root("smoke", None, data_seed=3) == tmp_path / "made"

@@ -14,10 +14,10 @@ import pytest
 from PIL import Image
 
 from prreid_lib.config import SynthConfig, get_profile
-from prreid_lib.data import load_vehicleid, load_veri776
-from prreid_lib.data import synthetic as S
-from prreid_lib.data.scene import render_image, sample_camera, sample_scene
-from prreid_lib.data.world import COLOURS, assign_groups, sample_group_cues, sample_model
+from prreid_lib.datasets import load_vehicleid, load_veri776
+from prreid_lib.synthveh import generator as S
+from prreid_lib.synthveh.scene import render_image, sample_camera, sample_scene
+from prreid_lib.synthveh.world import COLOURS, assign_groups, sample_group_cues, sample_model
 
 TINY = SynthConfig(
     n_makes=2,

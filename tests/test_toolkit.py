@@ -12,7 +12,8 @@ import torch
 from PIL import Image
 
 from prreid_lib.cli import main
-from prreid_lib.runs import load_trained, run_or_load
+from prreid_lib.runs import load_trained
+from prreid_lib.train import run_or_load
 from tests.test_train import TINY, make_tiny_vehicleid
 
 
@@ -285,8 +286,8 @@ def test_every_help_says_what_it_writes_where(command, where, capsys):
 
 
 def test_decode_images_into_a_memory_mapped_cache(image_folder, tmp_path):
-    from prreid_lib.data.dataset import decode_images
     from prreid_lib.extract import list_images
+    from prreid_lib.pipeline.imageset import decode_images
 
     paths = [str(p) for p in list_images(image_folder)]
     in_memory, sizes = decode_images(paths, 24)

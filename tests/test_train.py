@@ -19,11 +19,12 @@ import torch
 from PIL import Image
 
 from prreid_lib.config import TrainConfig
-from prreid_lib.data.dataset import ReIDImageSet
-from prreid_lib.data.sampler import PKSampler, RandomBatchSampler
-from prreid_lib.data.transforms import AugmentConfig, augment_batch, hflip, pad_crop
+from prreid_lib.pipeline.imageset import ReIDImageSet
+from prreid_lib.pipeline.sampler import PKSampler, RandomBatchSampler
+from prreid_lib.pipeline.transforms import AugmentConfig, augment_batch, hflip, pad_crop
 from prreid_lib.recipes import apply_overrides, learning_rate, recipe_options
-from prreid_lib.runs import load_trained, run_or_load
+from prreid_lib.runs import load_trained
+from prreid_lib.train import run_or_load
 
 torch.set_num_threads(2)
 ROOT = Path(__file__).resolve().parents[1]

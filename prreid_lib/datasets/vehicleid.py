@@ -5,8 +5,11 @@ and ``test_list_<size>.txt`` for test sizes 800, 1600, 2400 (the paper's small,
 medium and large sets) and 3200, 6000, 13164, each line ``NNNNNNN VID`` (image
 name without ``.jpg``, vehicle id); and ``attribute/model_attr.txt`` /
 ``attribute/color_attr.txt`` (``VID MODELID`` / ``VID COLORID``, for a subset of
-the vehicles only). The test protocol (one random gallery image per vehicle,
-repeated trials) lives in :mod:`prreid_lib.metrics`, not here.
+the vehicles only). The test protocol draws, per trial, one random image of
+every vehicle into the gallery and keeps the others as queries
+(:func:`protocol_splits`); ``VehicleID.splits`` gives those query/gallery
+frames, and ``query`` / ``gallery`` are the first draw, as fast-reid and
+torchreid expose the data set.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from prreid_lib.data._parsing import (
+from prreid_lib.datasets._parsing import (
     find_dataset_root,
     parse_int,
     read_lines,
@@ -25,7 +29,7 @@ from prreid_lib.data._parsing import (
     require_images,
     split_fields,
 )
-from prreid_lib.data.errors import DatasetFormatError
+from prreid_lib.datasets.errors import DatasetFormatError
 
 VEHICLEID_SUBDIRS = ("VehicleID_V1.0", "VehicleID", "vehicleid", "VehicleID_V1")
 STANDARD_TEST_SIZES = (800, 1600, 2400, 3200, 6000, 13164)
@@ -45,6 +49,7 @@ class VehicleID:
     ``colour_id`` (nullable integers, <NA> for vehicles without attributes).
     ``attribute_conflicts`` lists vehicles whose attribute files give two
     different values (the first one is used); it is empty for a clean copy.
+    ``query`` and ``gallery`` are the first trial of ``splits`` (seed 0).
     """
 
     root: Path
@@ -52,6 +57,48 @@ class VehicleID:
     test: pd.DataFrame
     test_size: int
     attribute_conflicts: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def splits(self, n_trials: int = 10, seed: int = 0) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
+        """``(query, gallery)`` frames of each trial of the protocol (:func:`protocol_splits`)."""
+        return [
+            (self.test.iloc[q].reset_index(drop=True), self.test.iloc[g].reset_index(drop=True))
+            for q, g in protocol_splits(self.test["pid"].to_numpy(), n_trials, seed)
+        ]
+
+    @property
+    def query(self) -> pd.DataFrame:
+        """Queries of the first trial (seed 0): every test image but one per vehicle."""
+        return self.splits(1)[0][0]
+
+    @property
+    def gallery(self) -> pd.DataFrame:
+        """Gallery of the first trial (seed 0): one random test image per vehicle."""
+        return self.splits(1)[0][1]
+
+
+def protocol_splits(
+    pids: np.ndarray, n_trials: int = 10, seed: int = 0
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Row indices ``(query, gallery)`` of each trial of the VehicleID protocol.
+
+    In each trial one random image of every identity forms the gallery and all
+    other images are queries (Liu et al. 2016; paper Sec. 4.3). The trials
+    draw from one ``np.random.default_rng(seed)``, so a seed fixes every split.
+    """
+    if int(n_trials) < 1:
+        raise ValueError(f"n_trials: expected a positive integer, got {n_trials}")
+    _, inv = np.unique(np.asarray(pids), return_inverse=True)
+    by_id = np.argsort(inv, kind="stable")
+    count = np.bincount(inv)
+    start = np.cumsum(count) - count
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(int(n_trials)):
+        gallery = by_id[start + rng.integers(0, count)]  # one image of every id
+        is_query = np.ones(len(inv), dtype=bool)
+        is_query[gallery] = False
+        out.append((np.flatnonzero(is_query), gallery))
+    return out
 
 
 def available_test_sizes(root: str | Path) -> list[int]:

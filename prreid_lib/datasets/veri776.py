@@ -37,7 +37,7 @@ from xml.parsers import expat
 import numpy as np
 import pandas as pd
 
-from prreid_lib.data._parsing import (
+from prreid_lib.datasets._parsing import (
     decode_xml,
     find_dataset_root,
     parse_int,
@@ -46,7 +46,7 @@ from prreid_lib.data._parsing import (
     require_images,
     short_list,
 )
-from prreid_lib.data.errors import DatasetFormatError
+from prreid_lib.datasets.errors import DatasetFormatError
 
 VERI_SUBDIRS = ("VeRi", "VeRi-776", "VeRi776", "veri776", "VeRi_776")
 NAME_RE = re.compile(r"^(\d+)_c(\d+)_(\d+)_(\d+)\.jpg$", re.IGNORECASE)

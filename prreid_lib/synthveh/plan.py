@@ -19,10 +19,20 @@ from pathlib import Path
 import numpy as np
 
 from prreid_lib.config import SynthConfig
-from prreid_lib.data import export
-from prreid_lib.data.scene import Camera, sample_camera
-from prreid_lib.data.world import COLOURS, MAKE_NAMES, TYPE_NAMES, Identity, ModelSpec
-from prreid_lib.data.world import sample_identities as _sample_identities
+from prreid_lib.synthveh.export import (
+    IDENTITY_COLUMNS,
+    PARTS_COLUMNS,
+    veri_indices,
+    veri_tracks,
+    write_csv,
+    write_data_yaml,
+    write_lines,
+    write_veri_xml,
+    yolo_lines,
+)
+from prreid_lib.synthveh.scene import Camera, sample_camera
+from prreid_lib.synthveh.world import COLOURS, MAKE_NAMES, TYPE_NAMES, Identity, ModelSpec
+from prreid_lib.synthveh.world import sample_identities as _sample_identities
 
 DS_VERI, DS_VID, DS_PARTS, DS_PRETRAIN = 1, 2, 3, 4
 """Data-set codes in the per-image seeds (seed, code, index)."""
@@ -144,7 +154,7 @@ def plan_veri(cfg: SynthConfig, seed: int, root: Path) -> Plan:
         names = {sp: [n for s, n, *_ in images if s == sp] for sp in ("train", "test")}
         names["query"] = sorted(queries)
         for sp, ns in names.items():
-            export.write_lines(root / f"name_{sp}.txt", ns)
+            write_lines(root / f"name_{sp}.txt", ns)
         (root / "image_query").mkdir(exist_ok=True)
         for n in names["query"]:
             shutil.copyfile(root / "image_test" / n, root / "image_query" / n)
@@ -165,12 +175,12 @@ def plan_veri(cfg: SynthConfig, seed: int, root: Path) -> Plan:
                         "typeID": models[ident.make][ident.model].type_id,
                     }
                 )
-            export.write_veri_xml(root / f"{sp}_label.xml", tag, items)
+            write_veri_xml(root / f"{sp}_label.xml", tag, items)
         test = [meta(n) for n in names["test"]]
-        gt, jk = export.veri_indices([meta(n) for n in names["query"]], test)
-        export.write_lines(root / "gt_index.txt", gt)
-        export.write_lines(root / "jk_index.txt", jk)
-        export.write_lines(root / "test_track.txt", export.veri_tracks(test))
+        gt, jk = veri_indices([meta(n) for n in names["query"]], test)
+        write_lines(root / "gt_index.txt", gt)
+        write_lines(root / "jk_index.txt", jk)
+        write_lines(root / "test_track.txt", veri_tracks(test))
         parts = _flat(rows)
         qset = set(names["query"])
         parts += [
@@ -178,10 +188,10 @@ def plan_veri(cfg: SynthConfig, seed: int, root: Path) -> Plan:
             for r in parts
             if r[0].startswith("image_test/") and r[0][11:] in qset
         ]
-        export.write_csv(root / "synthveh_parts.csv", export.PARTS_COLUMNS, sorted(parts, key=_key))
-        export.write_csv(
+        write_csv(root / "synthveh_parts.csv", PARTS_COLUMNS, sorted(parts, key=_key))
+        write_csv(
             root / "synthveh_identities.csv",
-            export.IDENTITY_COLUMNS,
+            IDENTITY_COLUMNS,
             _identity_rows(idents, cfg, models),
         )
 
@@ -244,28 +254,24 @@ def plan_vehicleid(cfg: SynthConfig, seed: int, root: Path) -> Plan:
         pairs = sorted((j[3], j[8][6:13]) for j in jobs)  # (vid, image id)
         split = root / "train_test_split"
         train_ids = {i.pid for i in train}
-        export.write_lines(
-            split / "train_list.txt", [f"{n} {v}" for v, n in pairs if v in train_ids]
-        )
+        write_lines(split / "train_list.txt", [f"{n} {v}" for v, n in pairs if v in train_ids])
         for size, label in zip(sizes, ("800", "1600", "2400"), strict=True):
             ids = {i.pid for i in test[:size]}
-            export.write_lines(
+            write_lines(
                 split / f"test_list_{label}.txt", [f"{n} {v}" for v, n in pairs if v in ids]
             )
         attr = root / "attribute"
-        export.write_lines(attr / "img2vid.txt", [f"{j[8][6:13]} {j[3]}" for j in jobs])
+        write_lines(attr / "img2vid.txt", [f"{j[8][6:13]} {j[3]}" for j in jobs])
         keep = sorted(with_attr)
-        export.write_lines(
+        write_lines(
             attr / "model_attr.txt",
             [f"{v} {by_id[v].make * cfg.models_per_make + by_id[v].model}" for v in keep],
         )
-        export.write_lines(attr / "color_attr.txt", [f"{v} {by_id[v].colour}" for v in keep])
-        export.write_csv(
-            root / "synthveh_parts.csv", export.PARTS_COLUMNS, sorted(_flat(rows), key=_key)
-        )
-        export.write_csv(
+        write_lines(attr / "color_attr.txt", [f"{v} {by_id[v].colour}" for v in keep])
+        write_csv(root / "synthveh_parts.csv", PARTS_COLUMNS, sorted(_flat(rows), key=_key))
+        write_csv(
             root / "synthveh_identities.csv",
-            export.IDENTITY_COLUMNS,
+            IDENTITY_COLUMNS,
             _identity_rows(train + test, cfg, models),
         )
 
@@ -316,15 +322,13 @@ def plan_pretrain(cfg: SynthConfig, seed: int, root: Path) -> Plan:
     by_id = {i.pid: i for i in idents}
 
     def write(rows: list[list[tuple]], cfg: SynthConfig, models) -> None:
-        export.write_csv(
-            root / "synthveh_parts.csv", export.PARTS_COLUMNS, sorted(_flat(rows), key=_key)
-        )
-        export.write_csv(
+        write_csv(root / "synthveh_parts.csv", PARTS_COLUMNS, sorted(_flat(rows), key=_key))
+        write_csv(
             root / "synthveh_identities.csv",
-            export.IDENTITY_COLUMNS,
+            IDENTITY_COLUMNS,
             _identity_rows(idents, cfg, models),
         )
-        export.write_lines(root / "image_list.txt", [f"{j[8]} {j[3]}" for j in jobs])
+        write_lines(root / "image_list.txt", [f"{j[8]} {j[3]}" for j in jobs])
 
     return Plan(root, jobs, by_id, cams, write)
 
@@ -361,11 +365,9 @@ def plan_parts(cfg: SynthConfig, seed: int, root: Path, vid: Plan) -> Plan:
             (root / "labels" / sp).mkdir(parents=True, exist_ok=True)
         for job, rs in zip(jobs, rows, strict=True):
             label = root / job[8].replace("images/", "labels/", 1).replace(".jpg", ".txt")
-            export.write_lines(label, export.yolo_lines(rs))
-        export.write_data_yaml(root)
-        export.write_csv(
-            root / "synthveh_parts.csv", export.PARTS_COLUMNS, sorted(_flat(rows), key=_key)
-        )
+            write_lines(label, yolo_lines(rs))
+        write_data_yaml(root)
+        write_csv(root / "synthveh_parts.csv", PARTS_COLUMNS, sorted(_flat(rows), key=_key))
 
     return Plan(root, jobs, write=write)
 

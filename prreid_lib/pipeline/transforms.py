@@ -16,9 +16,8 @@ any device and after a resume.
 - optional colour jitter (brightness, contrast, saturation), then ImageNet
   normalisation to float.
 
-:func:`boxes_to_masks` turns the boxes into the (B, P, S, S) grid masks the
-model pools over: the maximum over a part's boxes of
-:func:`prreid_lib.parts.boxes_to_grid_mask`.
+The moved boxes become the model's grid masks in
+:func:`prreid_lib.parts.boxes_to_masks`.
 """
 
 from __future__ import annotations
@@ -28,8 +27,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from prreid_lib.model import normalize_images
-from prreid_lib.parts import boxes_to_grid_mask
+from prreid_lib.imagenet import normalize_images
 
 
 @dataclass(frozen=True)
@@ -123,9 +121,3 @@ def augment_batch(
         x = color_jitter(images.float() / 255.0, factors)
         images = (x * 255.0).round().to(torch.uint8)
     return normalize_images(images), boxes, valid
-
-
-def boxes_to_masks(boxes: torch.Tensor, valid: torch.Tensor, grid: int) -> torch.Tensor:
-    """Grid masks (B, P, S, S) from boxes (B, P, K, 4), validity (B, P, K): max over K boxes."""
-    masks = boxes_to_grid_mask(boxes, grid) * valid[..., None, None].to(boxes.dtype)
-    return masks.amax(dim=2)

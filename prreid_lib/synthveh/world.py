@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from prreid_lib.data.shapes import CUE_COLOURS, N_LIGHT_STYLES
+from prreid_lib.synthveh.shapes import CUE_COLOURS, N_LIGHT_STYLES
 
 TYPE_NAMES: tuple[str, ...] = (
     "sedan",

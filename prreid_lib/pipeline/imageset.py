@@ -2,19 +2,18 @@
 
 :class:`ReIDImageSet` decodes every image of a DataFrame (columns ``path``,
 ``pid``) once, resized to ``input_size`` x ``input_size``, into one uint8
-tensor (N, 3, H, W), and caches it as an ``.npy`` file keyed by the list of
-files (path, size, modification time) and the size, so a rerun loads it in
-about a second. Part boxes (a table with ``prreid_lib.parts.PART_BOX_COLUMNS``:
-``path, part, x1, y1, x2, y2, img_w, img_h, score, imputed``) become normalised
-boxes (N, P, 2, 4) with a
-validity mask (N, P, 2): window and brand use slot 0, lights up to two slots
+tensor (N, 3, H, W), and caches it as an ``.npy`` file keyed by the content of
+the files (:func:`prreid_lib.cache.files_digest`) and the size, so a rerun
+(also in another checkout of the same data) loads it in about a second. Part
+boxes (a table with ``prreid_lib.parts.PART_BOX_COLUMNS``: ``path, part, x1,
+y1, x2, y2, img_w, img_h, score, imputed``) become normalised boxes
+(N, P, 2, 4) with a validity mask (N, P, 2): window and brand use slot 0, lights up to two slots
 (the two highest-scoring boxes, left one first). Identities are relabelled to
 0..C-1 for the classifiers.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,10 +24,11 @@ import pandas as pd
 import torch
 from PIL import Image
 
+from prreid_lib.cache import atomic_path, atomic_write, config_digest, files_digest
 from prreid_lib.config import PART_NAMES
-from prreid_lib.data.errors import DatasetFormatError
+from prreid_lib.datasets.errors import DatasetFormatError
 
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"
 MAX_SLOTS = 2
 DECODE_CHUNK = 256
 """Images decoded at once into a cache file (256 x 3 x 256 x 256 bytes = 48 MiB at 256 px)."""
@@ -38,26 +38,6 @@ DECODE_CHUNK = 256
 def default_cache_dir() -> Path:
     """``$PRREID_CACHE_DIR`` or ``~/.cache/prreid``: where decoded image tensors are kept."""
     return Path(os.environ.get("PRREID_CACHE_DIR", Path.home() / ".cache" / "prreid"))
-
-
-def stat_image(path: str | os.PathLike) -> os.stat_result:
-    """``os.stat`` of an image a data frame lists; a missing file is a clear error."""
-    try:
-        return os.stat(path)
-    except FileNotFoundError:
-        raise FileNotFoundError(
-            f"image {path} listed in the data frame does not exist; "
-            "check the data root or regenerate the data set"
-        ) from None
-
-
-def files_fingerprint(paths: Sequence[str]) -> str:
-    """SHA-1 of every path with its size and modification time (a missing file is an error)."""
-    digest = hashlib.sha1()
-    for path in paths:
-        st = stat_image(path)
-        digest.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
 
 
 _SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"BM", b"GIF8", b"II*\x00", b"MM\x00*")
@@ -75,11 +55,11 @@ def _has_image_signature(path: str) -> bool:
     return head.startswith(_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
 
 
-def _decode(path: str, size: int) -> tuple[np.ndarray, tuple[int, int]]:
+def decode_image(path: str, size: int) -> tuple[np.ndarray, tuple[int, int]]:
     """One image -> (3, size, size) uint8 and its original (width, height).
 
     A file that is not an image, or is cut short, raises
-    :class:`~prreid_lib.data.errors.DatasetFormatError` naming it.
+    :class:`~prreid_lib.datasets.errors.DatasetFormatError` naming it.
     """
     try:
         if not _has_image_signature(path):
@@ -114,12 +94,13 @@ def decode_images(
     it in and out. Without ``cache_dir`` the set is held in memory.
     """
     paths = [str(p) for p in paths]
-    key = hashlib.sha1(f"{CACHE_VERSION}|{size}|{files_fingerprint(paths)}".encode()).hexdigest()[
-        :20
-    ]
     if cache_dir is not None:
+        key = config_digest({"version": CACHE_VERSION, "size": size, "files": files_digest(paths)})
         cache = Path(cache_dir)
-        img_file, size_file = cache / f"images-{key}.npy", cache / f"images-{key}.sizes.npy"
+        img_file, size_file = (
+            cache / f"images-{key[:20]}.npy",
+            cache / f"images-{key[:20]}.sizes.npy",
+        )
         if img_file.is_file() and size_file.is_file():
             return torch.from_numpy(np.load(img_file, mmap_mode="c")), np.load(size_file)
     shape = (len(paths), 3, size, size)
@@ -128,24 +109,19 @@ def decode_images(
         images = np.empty(shape, dtype=np.uint8)
 
         def work(i: int) -> None:
-            images[i], sizes[i] = _decode(paths[i], size)
+            images[i], sizes[i] = decode_image(paths[i], size)
 
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             list(pool.map(work, range(len(paths))))
         return torch.from_numpy(images), sizes
     created = not cache.exists()
     cache.mkdir(parents=True, exist_ok=True)
-    img_tmp = img_file.with_name(f"{img_file.name}.{os.getpid()}.tmp")
-    size_tmp = size_file.with_name(f"{size_file.name}.{os.getpid()}.tmp")
     try:
-        _decode_to_file(paths, size, img_tmp, sizes, workers)
-        with open(size_tmp, "wb") as handle:
-            np.save(handle, sizes)
-        os.replace(img_tmp, img_file)
-        os.replace(size_tmp, size_file)
+        with atomic_path(img_file) as img_tmp:
+            _decode_to_file(paths, size, img_tmp, sizes, workers)
+        atomic_write(size_file, lambda handle: np.save(handle, sizes))
     except BaseException:
-        img_tmp.unlink(missing_ok=True)
-        size_tmp.unlink(missing_ok=True)
+        img_file.unlink(missing_ok=True)
         if created and not any(cache.iterdir()):
             cache.rmdir()  # nothing cached from a failed decode
         raise
@@ -171,7 +147,7 @@ def _decode_to_file(
             stop = min(start + DECODE_CHUNK, len(paths))
 
             def work(i: int, start: int = start) -> None:
-                chunk[i - start], sizes[i] = _decode(paths[i], size)
+                chunk[i - start], sizes[i] = decode_image(paths[i], size)
 
             list(pool.map(work, range(start, stop)))
             handle.seek(offset + start * per_image)

@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from prreid_lib.data.errors import DatasetFormatError
+from prreid_lib.datasets.errors import DatasetFormatError
 
 MAX_LISTED = 5
 """How many offending items (paths, names) an error message lists before '...'."""

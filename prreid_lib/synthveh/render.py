@@ -3,11 +3,11 @@
 A vehicle is vector art in *vehicle units* (width 1, x from -0.5 to 0.5, y from
 the roof down): a model-specific silhouette (:class:`ModelSpec`), a body colour
 and identity cues (:class:`Cues`). :func:`draw_vehicle` maps every point
-through a 3x3 homography (the camera, built in :mod:`prreid_lib.data.scene`)
+through a 3x3 homography (the camera, built in :mod:`prreid_lib.synthveh.scene`)
 before drawing, so the tight part boxes of the paper's parts (window, two
 lights, brand; Sec. 3.2) are exact after the camera geometry: each box's
 corners go through the same map and the axis-aligned hull is kept. Identity
-cues inside parts (:mod:`prreid_lib.data.part_art`) are drawn with opacity
+cues inside parts (:mod:`prreid_lib.synthveh.part_art`) are drawn with opacity
 ``1 - outside_share``, those outside (roof, hood stripes, mirror caps, bumper
 sticker, wheels) with ``outside_share``.
 """
@@ -17,9 +17,19 @@ from __future__ import annotations
 import numpy as np
 from PIL import ImageDraw
 
-from prreid_lib.data.part_art import draw_badge, draw_lights, draw_window
-from prreid_lib.data.shapes import CUE_COLOURS, Box, Pen, banded, ellipse, rgba, rrect, shade, trap
-from prreid_lib.data.world import Cues, ModelSpec
+from prreid_lib.synthveh.part_art import draw_badge, draw_lights, draw_window
+from prreid_lib.synthveh.shapes import (
+    CUE_COLOURS,
+    Box,
+    Pen,
+    banded,
+    ellipse,
+    rgba,
+    rrect,
+    shade,
+    trap,
+)
+from prreid_lib.synthveh.world import Cues, ModelSpec
 
 
 def vertical_layout(m: ModelSpec, view: str, elev: float) -> tuple[float, ...]:

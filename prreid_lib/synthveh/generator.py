@@ -1,12 +1,12 @@
 """SynthVeh: the procedural near-duplicate vehicle benchmark, exported in official layouts.
 
 The world is a hierarchy make -> model -> colour -> identity
-(:mod:`prreid_lib.data.world`). Within each split, at least
+(:mod:`prreid_lib.synthveh.world`). Within each split, at least
 ``near_duplicate_share`` of the identities share make, model and colour with
 another identity: near-duplicates that differ by small personal cues, mostly
 inside the paper's parts (window, lights, brand; Sec. 3.2), with
 ``outside_cue_share`` of the cue moved outside them. :func:`generate_synthveh`
-renders traffic-camera crops (:mod:`prreid_lib.data.scene`) and writes
+renders traffic-camera crops (:mod:`prreid_lib.synthveh.scene`) and writes
 ``VeRi-776/`` (several fixed cameras, front/rear tracks), ``VehicleID/`` (front
 or rear shots, nested test lists) and ``parts/`` (a YOLO data set of the
 "hand-annotated" subset, drawn from the VehicleID training identities as in
@@ -30,15 +30,23 @@ import numpy as np
 import pandas as pd
 
 from prreid_lib.config import Profile, SynthConfig, get_profile
-from prreid_lib.data import export, synth_plan
-from prreid_lib.data.scene import Camera, render_image, sample_scene
-from prreid_lib.data.world import COLOURS, Identity, ModelSpec, sample_model
+from prreid_lib.synthveh.export import read_yaml_path, write_data_yaml
+from prreid_lib.synthveh.plan import (
+    DS_PRETRAIN,
+    DS_VERI,
+    DS_VID,
+    layouts_complete,
+    plan_parts,
+    plan_pretrain,
+    plan_vehicleid,
+    plan_veri,
+)
+from prreid_lib.synthveh.scene import Camera, render_image, sample_scene
+from prreid_lib.synthveh.world import COLOURS, Identity, ModelSpec, sample_model
 
 FORMAT_VERSION = 3
 """Bumped whenever the generator's output changes; part of ``synthveh.json``."""
 JPEG_QUALITY = 90
-DS_VERI, DS_VID, DS_PARTS = synth_plan.DS_VERI, synth_plan.DS_VID, synth_plan.DS_PARTS
-DS_PRETRAIN = synth_plan.DS_PRETRAIN
 
 
 def validate_config(cfg: SynthConfig) -> None:
@@ -166,7 +174,7 @@ def generate_synthveh(
     """Render SynthVeh under ``out`` (``VeRi-776/``, ``VehicleID/``, ``parts/``) and return it.
 
     The folders follow the official VeRi-776 and VehicleID layouts and the
-    ultralytics YOLO layout (plans and lists: :mod:`prreid_lib.data.synth_plan`),
+    ultralytics YOLO layout (plans and lists: :mod:`prreid_lib.synthveh.plan`),
     each with ``synthveh_parts.csv``. They are rendered into a temporary folder
     inside ``out`` and renamed into place, so an interrupted run leaves no half
     data set. Copies of these folders already in ``out`` are replaced only when
@@ -198,7 +206,7 @@ def generate_synthveh(
                 target.unlink()
             if (tmp / sub).exists():
                 (tmp / sub).rename(target)
-        export.write_data_yaml(out / "parts")
+        write_data_yaml(out / "parts")
         (out / MANIFEST).write_text(json.dumps(_manifest(cfg, seed), indent=1) + "\n")
     except OSError as err:
         raise ValueError(
@@ -235,12 +243,12 @@ def _render(cfg: SynthConfig, out: Path, seed: int, workers: int | None) -> None
     """Render every plan of ``cfg`` into the fresh folder ``out``."""
     models = build_models(cfg, seed)
     plans = [
-        synth_plan.plan_veri(cfg, seed, out / "VeRi-776"),
-        synth_plan.plan_vehicleid(cfg, seed, out / "VehicleID"),
+        plan_veri(cfg, seed, out / "VeRi-776"),
+        plan_vehicleid(cfg, seed, out / "VehicleID"),
     ]
-    plans.append(synth_plan.plan_parts(cfg, seed, out / "parts", plans[1]))
+    plans.append(plan_parts(cfg, seed, out / "parts", plans[1]))
     if cfg.pretrain_ids > 0:
-        plans.append(synth_plan.plan_pretrain(cfg, seed, out / "pretrain"))
+        plans.append(plan_pretrain(cfg, seed, out / "pretrain"))
     jobs = [j for p in plans for j in p.jobs]
     for folder in sorted({str(Path(j[-1]).parent) for j in jobs}):
         Path(folder).mkdir(parents=True, exist_ok=True)
@@ -284,7 +292,7 @@ def _is_complete(root: Path, want: dict) -> bool:
         return False
     if any(have.get(k) != want[k] for k in ("format_version", "seed", "config")):
         return False
-    return synth_plan.layouts_complete(root, pretrain=want["config"]["pretrain_ids"] > 0)
+    return layouts_complete(root, pretrain=want["config"]["pretrain_ids"] > 0)
 
 
 def ensure_synthveh(
@@ -325,8 +333,8 @@ def ensure_synthveh(
             if root.exists():
                 shutil.rmtree(root)
             tmp.rename(root)
-    if export.read_yaml_path(root / "parts") != str(root / "parts"):
-        export.write_data_yaml(root / "parts")
+    if read_yaml_path(root / "parts") != str(root / "parts"):
+        write_data_yaml(root / "parts")
     return root
 
 

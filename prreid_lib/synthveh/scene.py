@@ -4,7 +4,7 @@ A :class:`Camera` fixes a viewpoint (yaw, pitch keystone, roll, shear), a crop
 size, illumination, colour cast, blur, resolution, noise, a road background
 and an occluder habit (a pole or another car's edge). :func:`sample_scene`
 draws one image's variation around its camera, and :func:`render_image`
-composes background, vehicle (:func:`prreid_lib.data.render.draw_vehicle`,
+composes background, vehicle (:func:`prreid_lib.synthveh.render.draw_vehicle`,
 drawn at 2x and reduced) and occluder, degrades the picture like a traffic
 camera, and returns the image with its part boxes and visibility flags.
 """
@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from prreid_lib.data.render import draw_vehicle, vertical_layout
-from prreid_lib.data.shapes import ellipse, shade
-from prreid_lib.data.world import COLOURS, Cues, ModelSpec
+from prreid_lib.synthveh.render import draw_vehicle, vertical_layout
+from prreid_lib.synthveh.shapes import ellipse, shade
+from prreid_lib.synthveh.world import COLOURS, Cues, ModelSpec
 
 PART_KEYS = ("vehicle", "window", "light_left", "light_right", "brand")
 """Keys of the box dict returned by :func:`render_image`."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from prreid_lib.data.shapes import (
+from prreid_lib.synthveh.shapes import (
     CUE_COLOURS,
     Box,
     Pen,
@@ -26,7 +26,7 @@ from prreid_lib.data.shapes import (
     rrect,
     trap,
 )
-from prreid_lib.data.world import Cues, ModelSpec
+from prreid_lib.synthveh.world import Cues, ModelSpec
 
 
 def draw_window(
