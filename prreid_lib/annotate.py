@@ -422,6 +422,48 @@ def widget_to_table(
     return pd.DataFrame(rows, columns=BOX_COLUMNS)
 
 
+def annotation_widget(
+    images: Sequence[Path], labels_dir: Path, colours: dict[str, str] | None = None
+):
+    """A live annotator for ``images``, one at a time: draw the parts in the
+    ``jupyter_bbox_widget.BBoxWidget`` it returns, press submit, and the boxes are
+    written as a YOLO label file into ``labels_dir`` before the next image shows.
+
+    Needs the ``annotate`` extra (``pip install -e '.[annotate]'``); without it an
+    ``ImportError`` says so.
+    """
+    try:
+        from jupyter_bbox_widget import BBoxWidget
+    except ImportError:
+        raise ImportError(
+            "the live annotator needs jupyter-bbox-widget: run "
+            "`.venv/bin/pip install -e '.[annotate]'` and restart the kernel"
+        ) from None
+    todo = [Path(p) for p in images]
+    if not todo:
+        raise ValueError("annotation_widget needs at least one image; none was given")
+    colours = colours or {}
+    widget = BBoxWidget(
+        image=str(todo[0]),
+        classes=list(PART_NAMES),
+        colors=[colours.get(p, "#1f77b4") for p in PART_NAMES],
+    )
+    position = {"k": 0}
+
+    @widget.on_submit
+    def save_and_next() -> None:
+        path = todo[position["k"]]
+        w, h = image_size(path)
+        write_yolo(widget_to_table(widget.bboxes, path, w, h), labels_dir, images=[path])
+        position["k"] += 1
+        if position["k"] < len(todo):
+            widget.image, widget.bboxes = str(todo[position["k"]]), []
+        else:
+            print(f"done: {len(todo)} label files in {labels_dir}")
+
+    return widget
+
+
 def part_statistics(boxes: pd.DataFrame, images: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per view and part: boxes, images showing the part, visibility, normalised box size.
 

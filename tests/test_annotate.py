@@ -137,6 +137,42 @@ def test_widget_boxes_are_clipped_to_the_image(tmp_path):
     assert row["part"] == "light"
 
 
+class _FakeBBoxWidget:
+    """Stands in for jupyter_bbox_widget.BBoxWidget: keeps the submit callback."""
+
+    def __init__(self, image, classes, colors):
+        self.image, self.classes, self.bboxes, self.submit = image, classes, [], None
+
+    def on_submit(self, callback):
+        self.submit = callback
+        return callback
+
+
+def test_live_annotator_writes_one_label_file_per_submit(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    monkeypatch.setitem(
+        sys.modules, "jupyter_bbox_widget", types.SimpleNamespace(BBoxWidget=_FakeBBoxWidget)
+    )
+    _images(tmp_path / "img", ["x.jpg", "y.jpg"])
+    todo = [tmp_path / "img" / "x.jpg", tmp_path / "img" / "y.jpg"]
+    widget = annotate.annotation_widget(todo, tmp_path / "lab")
+    assert widget.image == str(todo[0]) and widget.classes == ["window", "light", "brand"]
+    widget.bboxes = [{"x": 40, "y": 20, "width": 20, "height": 10, "label": "brand"}]
+    widget.submit()
+    assert (tmp_path / "lab" / "x.txt").read_text().startswith("2 ")
+    assert widget.image == str(todo[1]) and widget.bboxes == []
+
+
+def test_live_annotator_without_its_extra_says_how_to_install(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "jupyter_bbox_widget", None)
+    with pytest.raises(ImportError, match=r"pip install -e '\.\[annotate\]'"):
+        annotate.annotation_widget([tmp_path / "a.jpg"], tmp_path / "lab")
+
+
 # --------------------------------------------------------------------------- validation rules
 
 BROKEN_LINES = {
