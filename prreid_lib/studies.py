@@ -68,7 +68,8 @@ def resolve_data_root(
     profile: str | Profile, data_root: str | Path | None = None, data_seed: int = 0
 ) -> Path:
     """The chapters' data folder: ``data_root``, or (``None``) the profile's SynthVeh of seed
-    ``data_seed``, generated on first use (:func:`prreid_lib.synthveh.generator.ensure_synthveh`)."""
+    ``data_seed``, generated on first use
+    (:func:`prreid_lib.synthveh.generator.ensure_synthveh`)."""
     if data_root is not None:
         return Path(data_root)
     from prreid_lib.synthveh import ensure_synthveh
