@@ -509,17 +509,23 @@ def plot_part_statistics(boxes: pd.DataFrame, images: pd.DataFrame | None = None
     from prreid_lib.viz import PART_COLOURS
 
     df = boxes[boxes["visible"].astype(bool)] if "visible" in boxes else boxes
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3))
+    with plt.rc_context({"font.size": 12}):  # the figure is shown at the page's width
+        return _draw_part_statistics(plt, df, part_statistics(boxes, images), PART_COLOURS)
+
+
+def _draw_part_statistics(plt, df: pd.DataFrame, stats: pd.DataFrame, colours: dict):
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for part, g in df.groupby("part", sort=False):
-        colour = PART_COLOURS.get(part)
+        colour = colours.get(part)
         for ax, num, den in ((axes[0], "x", "img_w"), (axes[1], "y", "img_h")):
             size = (g[f"{num}2"] - g[f"{num}1"]) / g[den]
             ax.hist(size, bins=30, range=(0, 1), alpha=0.6, color=colour, label=part)
     axes[0].set(xlabel="box width / image width", ylabel="boxes")
     axes[1].set(xlabel="box height / image height")
-    axes[0].legend(fontsize=8)
-    vis = part_statistics(boxes, images)["visibility"].unstack("part")
-    vis.plot.bar(ax=axes[2], color=[PART_COLOURS.get(p) for p in vis.columns], rot=0)
-    axes[2].set(ylabel="share of images showing the part", ylim=(0, 1.05), xlabel="view")
+    axes[0].legend()
+    vis = stats["visibility"].unstack("part")
+    vis.plot.bar(ax=axes[2], color=[colours.get(p) for p in vis.columns], rot=0)
+    axes[2].set(ylabel="share of images\nshowing the part", ylim=(0, 1.05), xlabel="view")
+    axes[2].legend(title="part", loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     fig.tight_layout()
     return fig

@@ -80,7 +80,7 @@ def image_grid(
         if by_path is not None and path in by_path.groups:
             draw_part_boxes(ax, by_path.get_group(path))
         if titles is not None:
-            ax.set_title(titles[k], fontsize=7)
+            ax.set_title(titles[k], fontsize=9)
     fig.tight_layout(pad=0.3)
     return fig
 

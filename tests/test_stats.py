@@ -18,6 +18,15 @@ def test_split_statistics_counts_images_ids_cameras_views():
     assert row["front views"] == 3 and row["rear views"] == 1
 
 
+def test_split_statistics_keeps_counts_whole_where_a_split_lacks_a_column():
+    with_cams = pd.DataFrame({"pid": [1, 2], "camid": [1, 8], "view": ["front", "rear"]})
+    without = pd.DataFrame({"pid": [1, 1, 2], "view": ["front", "front", "front"]})
+    table = split_statistics({"veri": with_cams, "vehicleid": without})
+    assert str(table["cameras"].dtype) == "Int64" and table.loc["veri", "cameras"] == 2
+    assert table["cameras"].isna().tolist() == [False, True]
+    assert str(table["rear views"].dtype) == "Int64"
+
+
 def test_near_duplicate_groups_and_share():
     ids = pd.DataFrame(
         {

@@ -31,7 +31,10 @@ def split_statistics(splits: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
             for view, count in df["view"].value_counts().sort_index().items():
                 row[f"{view} views"] = int(count)
         rows.append(row)
-    return pd.DataFrame(rows).set_index("split")
+    table = pd.DataFrame(rows).set_index("split")
+    counts = [c for c in table.columns if c == "cameras" or c.endswith(" views")]
+    # a split without cameras or a view leaves a gap: whole numbers stay whole (not 8.0, NaN)
+    return table.astype(dict.fromkeys(counts, "Int64"))
 
 
 def near_duplicate_groups(
