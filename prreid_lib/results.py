@@ -25,7 +25,10 @@ import pandas as pd
 TABLES_DIR = "tables"
 """Folder under a build's ``output_dir`` that holds its result tables."""
 RESULTS_ROOT = Path(__file__).resolve().parents[1] / "results"
-"""The archive in the repository: ``results/<profile>/*.csv`` and ``provenance.json``."""
+"""The archive in the repository: ``results/<profile>/*.csv`` and ``provenance.json``.
+
+:meta hide-value:
+"""
 PROVENANCE_FILE = "provenance.json"
 
 
