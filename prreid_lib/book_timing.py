@@ -59,14 +59,20 @@ def read_timing(path: str | Path) -> pd.DataFrame:
     return table
 
 
-def quick_profile_minutes(notebook_stem: str, path: str | Path = QUICK_TIMING_CSV) -> float | None:
-    """Minutes the chapter ``notebook_stem`` (e.g. ``"03_part_detection"``) took in the
-    committed ``quick`` build; ``None`` when the file or its row is missing."""
+def _quick_row(notebook_stem: str, path: str | Path) -> pd.Series | None:
+    """The last row of ``notebook_stem`` in the timing table at ``path``, or ``None``."""
     if not Path(path).is_file():
         return None
     table = read_timing(path)
-    row = table[table["step"] == notebook_stem]
-    return float(row["seconds"].iloc[-1]) / 60 if len(row) else None
+    rows = table[table["step"] == notebook_stem]
+    return rows.iloc[-1] if len(rows) else None
+
+
+def quick_profile_minutes(notebook_stem: str, path: str | Path = QUICK_TIMING_CSV) -> float | None:
+    """Minutes the chapter ``notebook_stem`` (e.g. ``"03_part_detection"``) took in the
+    committed ``quick`` build; ``None`` when the file or its row is missing."""
+    row = _quick_row(notebook_stem, path)
+    return None if row is None else float(row["seconds"]) / 60
 
 
 def quick_profile_time(notebook_stem: str, path: str | Path = QUICK_TIMING_CSV) -> str:
@@ -74,10 +80,9 @@ def quick_profile_time(notebook_stem: str, path: str | Path = QUICK_TIMING_CSV) 
     ``"about 3 min on 2 CPU cores (measured in benchmarks/results/...)"``, or
     ``"not measured (...)"`` when the committed table has no row for it."""
     name = f"benchmarks/results/{Path(path).name}"
-    minutes = quick_profile_minutes(notebook_stem, path)
-    if minutes is None:
+    row = _quick_row(notebook_stem, path)
+    if row is None:
         return f"not measured ({name} has no row for this chapter)"
-    cpus = read_timing(path).set_index("step").loc[notebook_stem, "cpu_count"]
-    cpus = int(cpus.iloc[-1]) if isinstance(cpus, pd.Series) else int(cpus)
+    minutes = float(row["seconds"]) / 60
     amount = "under a minute" if minutes < 0.75 else f"about {max(1, round(minutes))} min"
-    return f"{amount} on {cpus} CPU cores (measured in {name})"
+    return f"{amount} on {int(row['cpu_count'])} CPU cores (measured in {name})"

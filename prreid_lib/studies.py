@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from prreid_lib.cache import cached_json, config_digest
+from prreid_lib.cache import atomic_write_text, cached_json, config_digest
 from prreid_lib.config import PART_NAMES, Profile, TrainConfig, get_profile
 from prreid_lib.paper_tables import PAPER_LABEL
 from prreid_lib.runs import data_identity
@@ -81,7 +81,9 @@ def resolve_data_root(
 
 def is_synthveh(root: str | Path) -> bool:
     """Whether ``root`` is a SynthVeh export (it has ``synthveh.json``), not real data."""
-    return (Path(root) / "synthveh.json").is_file()
+    from prreid_lib.synthveh.generator import MANIFEST
+
+    return (Path(root) / MANIFEST).is_file()
 
 
 def load_data_sets(root: str | Path) -> tuple[Any, Any]:
@@ -138,9 +140,7 @@ def save_detected_boxes(boxes: pd.DataFrame, output_dir: str | Path = "runs") ->
     and :func:`load_study_data` find them; returns the file."""
     path = detected_boxes_path(output_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")  # readers never see half a file
-    boxes.to_csv(tmp, index=False)
-    tmp.replace(path)
+    atomic_write_text(path, boxes.to_csv(index=False))  # readers never see half a file
     return path
 
 
@@ -429,11 +429,10 @@ def compare_variants(
     training seeds on the same splits. Columns: the evaluation figures,
     ``train accuracy`` (global branch, last epoch) and ``train seconds``.
     """
+    chosen = test_set if test_set in data.tests else list(data.tests)[-1]
+    split_seed = seed if eval_seed is None else eval_seed
     rows = []
-    for name, overrides in variants.items():
-        result = train_variant(data, name, output_dir, seed, device, **dict(overrides))
-        chosen = test_set if test_set in data.tests else list(data.tests)[-1]
-        split_seed = seed if eval_seed is None else eval_seed
+    for name, result in train_variants(data, variants, output_dir, seed, device).items():
         row = evaluate_variant(result, data, split_seed, test_sets=[chosen]).loc[chosen].to_dict()
         h = result.history
         rows.append(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -65,15 +66,19 @@ class VehicleID:
             for q, g in protocol_splits(self.test["pid"].to_numpy(), n_trials, seed)
         ]
 
+    @cached_property
+    def _first_split(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        return self.splits(1)[0]
+
     @property
     def query(self) -> pd.DataFrame:
         """Queries of the first trial (seed 0): every test image but one per vehicle."""
-        return self.splits(1)[0][0]
+        return self._first_split[0]
 
     @property
     def gallery(self) -> pd.DataFrame:
         """Gallery of the first trial (seed 0): one random test image per vehicle."""
-        return self.splits(1)[0][1]
+        return self._first_split[1]
 
 
 def protocol_splits(

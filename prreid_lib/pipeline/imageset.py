@@ -30,9 +30,9 @@ from prreid_lib.datasets.errors import DatasetFormatError
 
 CACHE_VERSION = "2"
 MAX_SLOTS = 2
+"""Boxes kept per part and image (two lights)."""
 DECODE_CHUNK = 256
 """Images decoded at once into a cache file (256 x 3 x 256 x 256 bytes = 48 MiB at 256 px)."""
-"""Boxes kept per part and image (two lights)."""
 
 
 def default_cache_dir() -> Path:
