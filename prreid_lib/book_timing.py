@@ -20,7 +20,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 BOOK_TIMING_FILE = "book_timing.csv"
 """The timing table's name in a build's ``output_dir``."""
 QUICK_TIMING_CSV = REPO_ROOT / "benchmarks" / "results" / "book_timing_quick.csv"
-"""The committed timing table of the last full ``quick`` build."""
+"""The committed timing table of the last full ``quick`` build.
+
+:meta hide-value:
+"""
 COLUMNS = ("step", "seconds", "profile", "date", "cpu_count")
 """Columns of a timing table: one row per step of a build."""
 
