@@ -571,6 +571,84 @@ def veri_figures(result: Mapping[str, Any]) -> dict[str, float]:
     return row
 
 
+def identity_groups(data: StudyData, frame: pd.DataFrame) -> pd.Series:
+    """The near-duplicate group of each row of a VehicleID ``frame``, as strings.
+
+    SynthVeh: the make-model-colour ``group`` of its identity; real VehicleID:
+    ``"<model_id>-<colour_id>"`` where both are annotated. Rows without a group
+    (no such labels) are missing (``NaN``).
+    """
+    identities = data.vehicleid.root / "synthveh_identities.csv"
+    if identities.exists():
+        groups = pd.read_csv(identities).set_index("pid")["group"]
+        return frame["pid"].map(groups).astype(str)
+    if {"model_id", "colour_id"} <= set(frame.columns):
+        known = frame["model_id"].notna() & frame["colour_id"].notna()
+        label = frame["model_id"].astype(str) + "-" + frame["colour_id"].astype(str)
+        return label.where(known)
+    return pd.Series(np.nan, index=frame.index, dtype=object)
+
+
+def group_oracle(data: StudyData, test_set: str = "large") -> dict[str, float] | None:
+    """VehicleID figures of a feature that knows each vehicle's make, model and colour
+    exactly and nothing else: the floor above which a model has learnt something of
+    the individual vehicle.
+
+    Such a feature ranks the gallery images of the query's group first, in random
+    order. With one gallery image per identity the true match then sits at a
+    uniform rank among the ``m`` identities of the group, so the expected
+    figures are exact: CMC@k = min(k, m) / m and AP = H_m / m (H the harmonic
+    number), averaged over the queries (``n - 1`` per identity of ``n`` images) of
+    ``test_set``. ``None`` when some test image has no group (real data without
+    attributes).
+    """
+    test = data.tests[test_set if test_set in data.tests else list(data.tests)[-1]]
+    groups = identity_groups(data, test)
+    if groups.isna().any():
+        return None
+    per_id = (
+        test.assign(group=groups).groupby("pid").agg(group=("group", "first"), n=("pid", "size"))
+    )
+    m = per_id["group"].map(per_id["group"].value_counts()).to_numpy(dtype=float)
+    queries = per_id["n"].to_numpy(dtype=float) - 1
+    harmonic = np.array([np.sum(1.0 / np.arange(1, int(k) + 1)) for k in m])
+
+    def mean(values: np.ndarray) -> float:
+        return float(np.sum(values * queries) / np.sum(queries))
+
+    return {
+        "identities": len(per_id),
+        "groups": int(per_id["group"].nunique()),
+        "CMC@1": mean(1 / m),
+        "CMC@5": mean(np.minimum(5, m) / m),
+        "mAP": mean(harmonic / m),
+    }
+
+
+def floor_verdict(cmc1: float, floor: float | None, noise: float) -> str:
+    """How a model's CMC@1 stands against the :func:`group_oracle`'s ``floor``, in words,
+    counting differences within ``noise`` (its seed spread) as none."""
+    if floor is None:
+        return (
+            "This test set has no make, model and colour labels, so the floor cannot be computed."
+        )
+    margin = max(noise, 1e-9)
+    if cmc1 > floor + margin:
+        return (
+            "The baseline lies above this floor: it has learnt cues of the individual "
+            "vehicle, not only of its group."
+        )
+    if cmc1 < floor - margin:
+        return (
+            "The baseline lies below this floor: it does not yet tell every group apart, "
+            "let alone the vehicles within one."
+        )
+    return (
+        "The baseline sits at this floor, within its seed spread: what it has learnt tells "
+        "the groups apart, not the vehicles within a group."
+    )
+
+
 def near_duplicate_images(data: StudyData) -> pd.DataFrame:
     """The VehicleID training images with a near-duplicate ``group`` column.
 
@@ -579,23 +657,15 @@ def near_duplicate_images(data: StudyData) -> pd.DataFrame:
     Without such labels every image is in one group ``"all"``.
     """
     train = data.vehicleid.train
-    frame = train.copy()
-    identities = data.vehicleid.root / "synthveh_identities.csv"
-    if identities.exists():
+    frame = train.assign(group=identity_groups(data, train)).dropna(subset=["group"])
+    if (data.vehicleid.root / "synthveh_identities.csv").exists():
         from prreid_lib.synthveh import load_synthveh_parts
 
-        groups = pd.read_csv(identities).set_index("pid")["group"]
-        frame["group"] = frame["pid"].map(groups).astype(str)
         views = load_synthveh_parts(data.vehicleid.root).drop_duplicates("path")
         frame["view"] = frame["path"].map(views.set_index("path")["view"])
         if (frame["view"] == "front").any():
             frame = frame[frame["view"] == "front"]
-    elif {"model_id", "colour_id"} <= set(frame.columns):
-        known = frame["model_id"].notna() & frame["colour_id"].notna()
-        frame = frame[known].assign(
-            group=lambda f: f["model_id"].astype(str) + "-" + f["colour_id"].astype(str)
-        )
-    if "group" not in frame or not (frame.groupby("group")["pid"].nunique() >= 2).any():
+    if frame.empty or not (frame.groupby("group")["pid"].nunique() >= 2).any():
         frame = train.assign(group="all")  # no attributes: any two identities
     return frame
 

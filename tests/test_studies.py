@@ -12,6 +12,7 @@ import pytest
 
 from prreid_lib import studies
 from prreid_lib.config import PROFILES, get_profile
+from prreid_lib.metrics import vehicleid_protocol
 from prreid_lib.paper_tables import PAPER_LABEL
 
 START = SimpleNamespace(path=Path("pretrained.pt"))
@@ -205,3 +206,53 @@ def test_profiles_carry_the_study_sizes_the_chapters_used():
         assert (profile.study.cam_pairs, profile.study.cam_images) == (4, 300)
         if profile.real_data:
             assert profile.study == paper
+
+
+def test_group_oracle_scores_chance_within_each_make_model_colour_group(smoke_data, tmp_path):
+    data = _smoke_study(smoke_data, tmp_path)
+    test = data.tests["large"]
+    groups = studies.identity_groups(data, test)
+    assert groups.notna().all() and groups.nunique() > 1
+    oracle = studies.group_oracle(data, "large")
+    assert oracle["identities"] == test["pid"].nunique()
+    assert oracle["groups"] == groups.nunique()
+    # the same feature, measured: one-hot group codes with a little noise to break ties
+    # at random, over many gallery draws of the protocol, agrees with the exact expectation
+    codes = pd.factorize(groups)[0]
+    rng = np.random.default_rng(0)
+    cmc1, cmc5, mean_ap = [], [], []
+    for _ in range(40):
+        feats = np.eye(codes.max() + 1, dtype=np.float32)[codes]
+        feats += rng.normal(0, 1e-3, feats.shape).astype(np.float32)
+        res = vehicleid_protocol(feats, test["pid"].to_numpy(), 1, int(rng.integers(1 << 30)))
+        cmc1.append(res.cmc_mean[0]), cmc5.append(res.cmc_mean[4]), mean_ap.append(res.mAP_mean)
+    assert oracle["CMC@1"] == pytest.approx(np.mean(cmc1), abs=0.03)
+    assert oracle["CMC@5"] == pytest.approx(np.mean(cmc5), abs=0.03)
+    assert oracle["mAP"] == pytest.approx(np.mean(mean_ap), abs=0.03)
+    assert 0 < oracle["CMC@1"] < oracle["CMC@5"] <= 1
+
+
+def test_group_oracle_needs_every_test_image_grouped(tmp_path):
+    test = pd.DataFrame(
+        {"pid": [1, 1, 2, 2], "model_id": [3, 3, 3, None], "colour_id": [0, 0, 0, 0]}
+    )
+    vid = SimpleNamespace(root=tmp_path)
+    data = studies.StudyData(get_profile("vehicleid"), tmp_path, False, vid, {"large": test},
+                             None, None, "")  # fmt: skip
+    groups = studies.identity_groups(data, test)
+    assert groups.tolist()[:3] == ["3.0-0", "3.0-0", "3.0-0"] and pd.isna(groups.iloc[3])
+    assert studies.group_oracle(data) is None
+    full = test.assign(model_id=[3, 3, 4, 4])
+    data.tests = {"large": full}
+    oracle = studies.group_oracle(data)
+    assert (
+        oracle["CMC@1"] == oracle["mAP"] == 1.0
+    )  # two identities of two different models: the group is the id
+
+
+def test_floor_verdict_counts_the_seed_spread_as_no_difference():
+    assert "above" in studies.floor_verdict(0.25, 0.16, 0.01)
+    assert "below" in studies.floor_verdict(0.10, 0.16, 0.01)
+    assert "sits at" in studies.floor_verdict(0.165, 0.16, 0.01)
+    assert "above" in studies.floor_verdict(0.165, 0.16, 0.0)
+    assert "cannot" in studies.floor_verdict(0.2, None, 0.01)
