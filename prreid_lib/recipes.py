@@ -34,7 +34,9 @@ class RecipeOptions:
     """Training switches beyond :class:`~prreid_lib.config.TrainConfig`.
 
     ``sampler`` "random" | "pk"; ``scheduler`` "exp" | "cosine";
-    ``optimizer`` "sgd" | "adam"; ``warmup_epochs``; ``bnneck``;
+    ``optimizer`` "sgd" | "adam"; ``head_lr_mult``: the learning rate of the new
+    layers (embedding and classifiers) over the backbone's, as in fine-tuning a
+    pretrained start with a faster head; ``warmup_epochs``; ``bnneck``;
     ``label_smoothing``; ``triplet_weight`` (0: no triplet loss) and
     ``triplet_margin``; augmentation: ``flip`` probability, ``pad`` (0: no
     crop), ``color_jitter``; ``amp`` and ``channels_last`` (float16 autocast and
@@ -46,6 +48,7 @@ class RecipeOptions:
     sampler: str = "random"
     scheduler: str = "exp"
     optimizer: str = "sgd"
+    head_lr_mult: float = 1.0
     warmup_epochs: int = 0
     bnneck: bool = False
     label_smoothing: float = 0.0
@@ -184,6 +187,8 @@ def validate_train_config(cfg: TrainConfig, options: RecipeOptions | None = None
         value = getattr(options, name)
         if not _is_number(value) or value < 0:
             raise bad(name, "a number >= 0", value)
+    if not _is_number(options.head_lr_mult) or options.head_lr_mult <= 0:
+        raise bad("head_lr_mult", "a number > 0", options.head_lr_mult)
     for name, high in (("flip", 1.0), ("label_smoothing", 1.0)):
         value = getattr(options, name)
         if not _is_number(value) or not 0 <= value <= high:

@@ -17,6 +17,7 @@ one or trains a missing one. :func:`main` is the command line
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -141,7 +142,12 @@ class _Trainer:
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.grid = self.model.grid_size(cfg.input_size)
-        params = [p for p in self.model.parameters() if p.requires_grad]
+        named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        params = [  # the new layers learn at head_lr_mult times the backbone's rate
+            {"params": [p for n, p in named if n.startswith("backbone.")], "lr_mult": 1.0},
+            {"params": [p for n, p in named if not n.startswith("backbone.")],
+             "lr_mult": float(opt.head_lr_mult)},
+        ]  # fmt: skip
         if opt.optimizer == "sgd":
             self.optim = torch.optim.SGD(
                 params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
@@ -196,7 +202,7 @@ class _Trainer:
         cfg, opt, dev = self.cfg, self.opt, self.dev
         lr = learning_rate(cfg, opt, epoch, step, steps)
         for group in self.optim.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group["lr_mult"]
         batch = self.data.batch(idx)
         labels = batch["labels"].to(dev, non_blocking=True)
         images, boxes, valid = augment_batch(
@@ -324,6 +330,12 @@ def train_reid(
         tic = time.perf_counter()
         row = trainer.epoch(epoch, progress and rank == 0)
         row["seconds"] = time.perf_counter() - tic
+        if not math.isfinite(row["loss"]):
+            raise PrreidError(
+                f"training diverged in epoch {epoch + 1} of run {out_dir.name}: the loss is "
+                f"{row['loss']} (learning rate {row['lr']:.3g}). Nothing of this epoch was "
+                "kept; lower TrainConfig.lr (or the recipe's head_lr_mult) and train again"
+            )
         history.append(row)
         if rank == 0:
             state = trainer.state_dict() | {"key": plan.key, "epoch": epoch + 1}

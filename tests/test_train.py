@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 from prreid_lib.config import TrainConfig
+from prreid_lib.errors import PrreidError
 from prreid_lib.pipeline.imageset import ReIDImageSet
 from prreid_lib.pipeline.sampler import PKSampler, RandomBatchSampler
 from prreid_lib.pipeline.transforms import AugmentConfig, augment_batch, hflip, pad_crop
@@ -194,6 +195,29 @@ def test_schedules_and_overrides():
     assert opts.sampler == "pk" and opts.triplet_weight == 0
     with pytest.raises(ValueError, match="unknown field"):
         apply_overrides(cfg, paper, ["learning_rate=1"])
+
+
+def test_head_learns_at_its_multiple_of_the_backbone_rate(tiny, tmp_path):
+    _, frame, boxes = tiny
+    cfg = replace(TINY, lr=0.02, lr_gamma=0.5, epochs=2)
+    options = replace(recipe_options(cfg), head_lr_mult=10.0)
+    result = run_or_load(cfg, frame, boxes, tmp_path, progress=False, options=options)
+    ckpt = torch.load(result.run_dir / "checkpoint.pt", weights_only=False)
+    groups = ckpt["optimizer"]["param_groups"]
+    assert [g["lr_mult"] for g in groups] == [1.0, 10.0]
+    assert [g["lr"] for g in groups] == pytest.approx([0.01, 0.1])  # epoch 1: 0.02 * 0.5
+    n_backbone = sum(1 for n, _ in result.model.named_parameters() if n.startswith("backbone."))
+    assert len(groups[0]["params"]) == n_backbone and len(groups[1]["params"]) > 0
+    with pytest.raises(ValueError, match="head_lr_mult"):
+        apply_overrides(cfg, options, ["head_lr_mult=0"])
+
+
+def test_a_diverging_training_stops_with_a_clear_error_and_keeps_no_run(tiny, tmp_path):
+    _, frame, boxes = tiny
+    cfg = replace(TINY, lr=1e6, epochs=3)  # far too high: the loss overflows to NaN
+    with pytest.raises(PrreidError, match=r"diverged in epoch \d .*lower TrainConfig.lr"):
+        run_or_load(cfg, frame, boxes, tmp_path, progress=False)
+    assert not list(tmp_path.glob("*/final.json")) and not list(tmp_path.glob("*/model.pt"))
 
 
 # ----------------------------------------------------------------- runs: cache, resume, DDP
