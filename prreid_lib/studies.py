@@ -413,6 +413,12 @@ def _vehicleid_row(
     return {k: stored[k] for k in columns}
 
 
+def chosen_test_set(data: StudyData, test_set: str = "large") -> str:
+    """``test_set`` when the data has it, else its largest test set (real data may lack
+    the larger VehicleID lists)."""
+    return test_set if test_set in data.tests else list(data.tests)[-1]
+
+
 def compare_variants(
     data: StudyData,
     variants: Mapping[str, Mapping[str, Any]],
@@ -429,7 +435,7 @@ def compare_variants(
     training seeds on the same splits. Columns: the evaluation figures,
     ``train accuracy`` (global branch, last epoch) and ``train seconds``.
     """
-    chosen = test_set if test_set in data.tests else list(data.tests)[-1]
+    chosen = chosen_test_set(data, test_set)
     split_seed = seed if eval_seed is None else eval_seed
     rows = []
     for name, result in train_variants(data, variants, output_dir, seed, device).items():
@@ -602,7 +608,7 @@ def group_oracle(data: StudyData, test_set: str = "large") -> dict[str, float] |
     ``test_set``. ``None`` when some test image has no group (real data without
     attributes).
     """
-    test = data.tests[test_set if test_set in data.tests else list(data.tests)[-1]]
+    test = data.tests[chosen_test_set(data, test_set)]
     groups = identity_groups(data, test)
     if groups.isna().any():
         return None
@@ -658,7 +664,7 @@ def near_duplicate_images(data: StudyData) -> pd.DataFrame:
     """
     train = data.vehicleid.train
     frame = train.assign(group=identity_groups(data, train)).dropna(subset=["group"])
-    if (data.vehicleid.root / "synthveh_identities.csv").exists():
+    if data.synthetic:
         from prreid_lib.synthveh import load_synthveh_parts
 
         views = load_synthveh_parts(data.vehicleid.root).drop_duplicates("path")
