@@ -23,6 +23,7 @@ import yaml
 from prreid_lib.config import PART_NAMES
 from prreid_lib.datasets.errors import DatasetFormatError
 from prreid_lib.parts import image_size
+from prreid_lib.paths import canonical_path, canonical_paths, yaml_data_root
 
 __all__ = [
     "BOX_COLUMNS",
@@ -77,7 +78,7 @@ def _images_by_stem(images_dir: Path) -> dict[str, Path]:
     if not images_dir.is_dir():
         raise FileNotFoundError(f"image folder {images_dir} does not exist; check the path")
     return {
-        p.stem: p.resolve()
+        p.stem: canonical_path(p)
         for p in sorted(images_dir.iterdir())
         if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
     }
@@ -149,8 +150,14 @@ def _yolo_pairs(data: Path) -> list[tuple[Path, Path]]:
     """(images_dir, labels_dir) pairs of a data.yaml, an images folder or a labels folder."""
     if data.suffix in {".yaml", ".yml"}:
         cfg = yaml.safe_load(data.read_text())
-        base = Path(cfg.get("path") or data.parent)
-        base = base if base.is_absolute() else (data.parent / base)
+        if not isinstance(cfg, dict):
+            raise DatasetFormatError(
+                data,
+                "a YOLO data.yaml mapping (train, val, names)",
+                repr(cfg)[:60],
+                "write it as ultralytics documents",
+            )
+        base = yaml_data_root(data, cfg.get("path"))  # relative: to the yaml's folder
         splits = [cfg[k] for k in ("train", "val", "test") if cfg.get(k)]
         return [(base / s, labels_dir_for(base / s)) for s in dict.fromkeys(splits)]
     if "labels" in data.parts and "images" not in data.parts:
@@ -258,10 +265,9 @@ def write_coco(
     Image ``file_name`` is relative to ``image_root``; category ids are
     1-based in ``names`` order. Images in ``images`` without boxes are listed too.
     """
-    root = Path(image_root).resolve()
-    paths = list(
-        dict.fromkeys([str(Path(p).resolve()) for p in (images or [])] + list(boxes["path"]))
-    )
+    root = canonical_path(image_root)
+    boxes = boxes.assign(path=canonical_paths(boxes["path"]))
+    paths = list(dict.fromkeys(canonical_paths(images or []) + list(boxes["path"])))
     sizes = {r.path: (int(r.img_w), int(r.img_h)) for r in boxes.itertuples(index=False)}
     coco_images = []
     for k, p in enumerate(paths, start=1):
@@ -306,7 +312,7 @@ def _scan_coco(json_path: Path, image_root: Path, names: Sequence[str]) -> tuple
             found = f"images[id={im['id']}] file {im['file_name']} not under {image_root}"
             problems.append(_problem(json_path, None, "missing_image", found))
     on_disk = _images_by_stem(image_root) if image_root.is_dir() else {}
-    listed = {(image_root / im["file_name"]).resolve() for im in images.values()}
+    listed = {canonical_path(image_root / im["file_name"]) for im in images.values()}
     for path in on_disk.values():
         if path not in listed:
             problems.append(_problem(path, None, "missing_label", f"not listed in {where}"))
@@ -329,7 +335,7 @@ def _scan_coco(json_path: Path, image_root: Path, names: Sequence[str]) -> tuple
             if rule is not None:
                 problems.append(_problem(json_path, n, rule, f"{tag}: bbox {bbox} in {w}x{h}"))
                 continue
-            path = str((image_root / im["file_name"]).resolve())
+            path = str(canonical_path(image_root / im["file_name"]))
             boxes.append((path, name, x, y, x + bw, y + bh, w, h))
     return boxes, problems
 
@@ -418,7 +424,7 @@ def widget_to_table(
         y1 = min(max(float(b["y"]), 0.0), img_h)
         x2 = min(max(float(b["x"]) + float(b["width"]), 0.0), img_w)
         y2 = min(max(float(b["y"]) + float(b["height"]), 0.0), img_h)
-        rows.append((str(Path(path).resolve()), b["label"], x1, y1, x2, y2, img_w, img_h))
+        rows.append((str(canonical_path(path)), b["label"], x1, y1, x2, y2, img_w, img_h))
     return pd.DataFrame(rows, columns=BOX_COLUMNS)
 
 

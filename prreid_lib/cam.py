@@ -81,7 +81,13 @@ def identity_classes(model: PartRegularizedReID, pids: Sequence[int] | np.ndarra
 
 
 def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
-    """uint8 (B, 3, H, W) -> uint8 (B, 3, size, size), bilinear, as the training decoder."""
+    """uint8 (B, 3, H, W) -> uint8 (B, 3, size, size), torch's bilinear interpolation.
+
+    Not the decoder's filter (Pillow's bilinear, which averages when it
+    shrinks): images decoded at ``size`` by
+    :func:`prreid_lib.pipeline.imageset.decode_images` pass unchanged and are
+    exactly what training and evaluation see.
+    """
     if images.shape[-2:] == (size, size):
         return images
     out = F.interpolate(images.float(), size=(size, size), mode="bilinear", align_corners=False)
@@ -99,8 +105,12 @@ def class_activation_maps(
 ) -> torch.Tensor:
     """Exact class activation maps (N, S, S) of the global branch, float32 on the CPU.
 
-    ``images`` are uint8 (N, 3, H, W) (resized to ``input_size``, default the
-    model's training size ``model.input_size``, when they differ); ``classes``
+    ``images`` are uint8 (N, 3, H, W), as
+    :func:`prreid_lib.pipeline.imageset.decode_images` decodes them for training
+    and evaluation (:mod:`prreid_lib.images`) at ``input_size``, default the
+    model's training size ``model.input_size``; images of another size are
+    resized with torch's bilinear interpolation, which differs from the
+    decoder's resize; ``classes``
     (N,) are classifier indices (0..K-1, the relabelled training identities,
     see ``model.pid_values``); ``None`` uses each image's predicted class (the
     arg-max of the global logits). ``CAM[n, i, j] = w_c . f_n[:, i, j]`` with

@@ -4,18 +4,24 @@ Each sub-command is a thin wrapper over one library function; errors a user
 can fix (a wrong path, a bad profile name, a malformed file, an unknown option)
 are printed as one line naming the culprit, without a traceback, and exit with
 status 2; ``--debug`` (anywhere on the line) shows the traceback instead.
+Options are checked right after parsing (:mod:`prreid_lib.argcheck`), before
+anything is read or written. Ctrl-C (or SIGTERM) prints one line saying what
+was kept and how to resume, and exits with status 130 (143 for SIGTERM).
 ``prreid --version`` prints the installed version.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 
+from prreid_lib import argcheck
 from prreid_lib.config import PROFILES, get_profile
 from prreid_lib.errors import PrreidError
 
@@ -25,6 +31,18 @@ missing or unwritable paths and full disks (``OSError``), failures prreid explai
 itself (:class:`~prreid_lib.errors.PrreidError`). Other errors keep their traceback."""
 DELEGATES = ("train", "detect", "evaluate", "extract", "export")
 """Sub-commands whose own parser reads the rest of the line (and refuses unknown options)."""
+RERUN = "run the same command again"
+KEPT_ON_INTERRUPT = {
+    "train": f"no epoch finished, so no new checkpoint was kept; {RERUN}",
+    "detect": f"the detector training did not finish; {RERUN}",
+    "evaluate": f"nothing was written; {RERUN}",
+    "extract": f"nothing was written; {RERUN}",
+    "export": f"nothing was written; {RERUN}",
+    "synth": f"no new data set was written; {RERUN}",
+    "book": f"runs that finished are kept and reused; {RERUN}",
+    "archive": f"{RERUN} (the archive is replaced as a whole)",
+}
+"""What an interrupted sub-command kept, when it does not say more itself."""
 
 
 def version() -> str:
@@ -40,13 +58,31 @@ def version() -> str:
 def _cmd_synth(args: argparse.Namespace) -> int:
     from prreid_lib.synthveh import generate_synthveh
 
+    argcheck.seed("--seed", args.seed)
+    argcheck.output_folder("--out", args.out)
     start = time.perf_counter()
-    root = generate_synthveh(get_profile(args.profile).synth, Path(args.out), seed=args.seed)
+    try:
+        root = generate_synthveh(get_profile(args.profile).synth, Path(args.out), seed=args.seed)
+    except KeyboardInterrupt:
+        raise argcheck.Interrupted(_synth_kept(Path(args.out))) from None
     print(
         f"SynthVeh ({args.profile}, seed {args.seed}) written to {root} "
         f"in {time.perf_counter() - start:.1f} s"
     )
     return 0
+
+
+def _synth_kept(out: Path) -> str:
+    """What an interrupted ``prreid synth`` left in ``out`` (a manifest marks a whole data set)."""
+    import json
+
+    from prreid_lib.synthveh.generator import MANIFEST
+
+    try:
+        seed = json.loads((out / MANIFEST).read_text())["seed"]
+    except (OSError, ValueError, TypeError, KeyError):
+        return f"no data set was written to {out}; {RERUN}"
+    return f"the complete data set in {out} (seed {seed}) was kept; {RERUN} to replace it"
 
 
 def _cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
@@ -80,24 +116,57 @@ def _cmd_export(args: argparse.Namespace, rest: list[str]) -> int:
 
 
 def _cmd_book(args: argparse.Namespace) -> int:
-    from prreid_lib.book_timing import timing_table, write_timing
-    from prreid_lib.chapters import (
-        ChapterParameters,
-        build_book,
-        list_chapters,
-        output_dir_for,
-        run_chapters,
-    )
+    from prreid_lib.chapters import REPO_ROOT, ChapterParameters, list_chapters, output_dir_for
 
+    argcheck.data_source(args)
+    argcheck.seed("--seed", args.seed)
+    argcheck.device("--device", args.device)
     output_dir = output_dir_for(args.profile, args.output_dir)
+    argcheck.output_folder("--output-dir", REPO_ROOT / output_dir)
     params = ChapterParameters(
         args.profile, args.data_root, args.seed, args.device, output_dir, args.data_seed
     )
-    chapters = list_chapters()
-    if args.chapters:
-        chapters = [c for c in chapters if any(c.stem.startswith(k) for k in args.chapters)]
+    chapters = _chosen_chapters(list_chapters(), args.chapters)
     total = time.perf_counter()
     steps: list[tuple[str, float]] = []
+    try:
+        return _book_steps(args, params, chapters, output_dir, steps, total)
+    except KeyboardInterrupt:
+        done = [name for name, _ in steps if name in {c.stem for c in chapters}]
+        finished = f"chapters {', '.join(done)} finished" if done else "no chapter finished"
+        raise argcheck.Interrupted(
+            f"{finished}; the runs in {output_dir} are kept: {RERUN} (finished runs are "
+            "reused, an interrupted one resumes from its last epoch)"
+        ) from None
+
+
+def _chosen_chapters(chapters: list[Path], prefixes: list[str] | None) -> list[Path]:
+    """The chapters whose name starts with one of ``prefixes`` (all without); each must match."""
+    if prefixes is None:
+        return chapters
+    if not prefixes:
+        raise argcheck.OptionError("--chapters", "", "no chapter given", "pass prefixes: 01 04")
+    for prefix in prefixes:
+        if not any(c.stem.startswith(prefix) for c in chapters):
+            names = ", ".join(c.stem for c in chapters)
+            raise argcheck.OptionError(
+                "--chapters", prefix, "no chapter name starts with it", f"pass a prefix of {names}"
+            )
+    return [c for c in chapters if any(c.stem.startswith(k) for k in prefixes)]
+
+
+def _book_steps(
+    args: argparse.Namespace,
+    params: object,
+    chapters: list[Path],
+    output_dir: str,
+    steps: list[tuple[str, float]],
+    total: float,
+) -> int:
+    """Make the data, execute ``chapters``, build the HTML book; times go to ``steps``."""
+    from prreid_lib.book_timing import timing_table, write_timing
+    from prreid_lib.chapters import build_book, run_chapters
+
     if args.data_root is None and get_profile(args.profile).real_data is None:
         from prreid_lib.synthveh import ensure_synthveh
 
@@ -129,17 +198,29 @@ def _cmd_book(args: argparse.Namespace) -> int:
 
 def _cmd_archive(args: argparse.Namespace) -> int:
     from prreid_lib.chapters import output_dir_for
-    from prreid_lib.results import RESULTS_ROOT, archive_tables
+    from prreid_lib.results import PROVENANCE_FILE, RESULTS_ROOT, archive_tables
 
     output_dir = output_dir_for(args.profile, args.output_dir)
-    dest = archive_tables(args.profile, output_dir, args.results or RESULTS_ROOT)
+    fix = f"pass the --output-dir of the prreid book build of profile {args.profile}"
+    argcheck.input_folder("--output-dir", output_dir, fix)
+    results = args.results or RESULTS_ROOT
+    argcheck.output_folder("--results", results)
+    mine = Path(results) / args.profile
+    if mine.exists() and not (mine / PROVENANCE_FILE).is_file():
+        raise argcheck.OptionError(
+            "--results",
+            results,
+            f"{mine} exists and holds no {PROVENANCE_FILE}, so prreid archive did not write it",
+            f"pass another --results or move {mine} away yourself",
+        )
+    dest = archive_tables(args.profile, output_dir, results)
     print(f"archived the tables of {output_dir} in {dest} (commit them with git)")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``prreid`` console script."""
-    parser = argparse.ArgumentParser(prog="prreid", description=__doc__.splitlines()[0])
+    parser = argcheck.Parser(prog="prreid", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"prreid {version()}")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -176,7 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     book.add_argument("--profile", choices=profiles, default="quick")
     book.add_argument("--data-root", default=None, help="real VeRi-776 / VehicleID folder")
     book.add_argument("--seed", type=int, default=0, help="training seed")
-    book.add_argument("--data-seed", type=int, default=0, help="SynthVeh seed (the data set)")
+    book.add_argument(
+        "--data-seed", type=int, help="SynthVeh seed (default 0; only without --data-root)"
+    )
     book.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda")
     book.add_argument("--output-dir", default=None, help="runs folder (default runs/<profile>)")
     book.add_argument("--chapters", nargs="*", help="only chapters starting so: 01 04")
@@ -209,26 +292,57 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    received: list[int] = []
+    restore = _terminate_as_interrupt(received)
     try:
-        if args.command == "synth":
-            return _cmd_synth(args)
-        if args.command == "book":
-            return _cmd_book(args)
-        if args.command == "archive":
-            return _cmd_archive(args)
-        delegates = {
-            "train": _cmd_train,
-            "detect": _cmd_detect,
-            "evaluate": _cmd_evaluate,
-            "extract": _cmd_extract,
-            "export": _cmd_export,
-        }
-        return delegates[args.command](args, rest)
+        return _run(args, rest)
     except USER_ERRORS as err:
         if debug:
             raise
         print(f"prreid {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as err:
+        if debug:
+            raise
+        kept = str(err) if isinstance(err, argcheck.Interrupted) and str(err) else ""
+        kept = kept or KEPT_ON_INTERRUPT[args.command]
+        print(f"prreid {args.command}: interrupted: {kept}", file=sys.stderr)
+        return 128 + (received[0] if received else signal.SIGINT)
+    finally:
+        restore()
+
+
+def _terminate_as_interrupt(received: list[int]) -> Callable[[], None]:
+    """Make SIGTERM raise ``KeyboardInterrupt`` (its number noted in ``received``).
+
+    Returns what puts the old handler back; outside the main thread, where
+    Python sets no handler, nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def handler(signum: int, frame: object) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+    return lambda: signal.signal(signal.SIGTERM, previous or signal.SIG_DFL)
+
+
+def _run(args: argparse.Namespace, rest: list[str]) -> int:
+    """Run the sub-command ``args.command`` (``rest``: the line its own parser reads)."""
+    own = {"synth": _cmd_synth, "book": _cmd_book, "archive": _cmd_archive}
+    if args.command in own:
+        return own[args.command](args)
+    delegates = {
+        "train": _cmd_train,
+        "detect": _cmd_detect,
+        "evaluate": _cmd_evaluate,
+        "extract": _cmd_extract,
+        "export": _cmd_export,
+    }
+    return delegates[args.command](args, rest)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ import pandas as pd
 from prreid_lib.cache import atomic_write_text, config_digest, file_digest, files_digest, write_json
 from prreid_lib.config import PART_NAMES, DetectorConfig
 from prreid_lib.errors import PrreidError
+from prreid_lib.paths import canonical_path, canonical_paths
 from prreid_lib.yolo_env import configure_offline, prepare_dataset, training_precision
 
 __all__ = [
@@ -399,7 +400,7 @@ def dataset_images(root: str | Path) -> pd.DataFrame:
     """
     from prreid_lib.datasets import DatasetFormatError, load_vehicleid, load_veri776
 
-    root = Path(root)
+    root = canonical_path(root)
     frames = []
     for name, loader in (("VeRi-776", load_veri776), ("VehicleID", load_vehicleid)):
         try:
@@ -413,7 +414,7 @@ def dataset_images(root: str | Path) -> pd.DataFrame:
         parts_csv = Path(ds.root) / "synthveh_parts.csv"
         if parts_csv.is_file():
             views = pd.read_csv(parts_csv, usecols=["image", "view"]).drop_duplicates("image")
-            paths = [str(Path(ds.root).resolve() / i) for i in views["image"]]
+            paths = canonical_paths(Path(ds.root) / i for i in views["image"])
             frame["view"] = frame["path"].map(pd.Series(views["view"].to_numpy(), index=paths))
         frames.append(frame.assign(dataset=name))
     if not frames:
@@ -421,44 +422,89 @@ def dataset_images(root: str | Path) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``prreid detect``: train (or reuse) the detector, print AP per part, write part boxes."""
-    import argparse
+def parse_args(argv: list[str] | None = None):
+    """The options of ``prreid detect``, checked: each bad one is refused naming it.
 
-    from prreid_lib.config import get_profile
+    ``args.out`` becomes the CSV file to write (``DIR/part_boxes.csv`` for a folder), or
+    ``None`` for the run folder's ``part_boxes.csv``.
+    """
+    from prreid_lib import argcheck
+    from prreid_lib.config import PROFILES
 
-    parser = argparse.ArgumentParser(
+    parser = argcheck.Parser(
         prog="prreid detect",
         description="Train (or reuse) the YOLO part detector, print AP per part and write the "
         "part boxes of every image. Writes the detector run to "
         "OUTPUT_DIR/detector/<model>-<key>/ (weights/best.pt) and the boxes to --out "
         "(default part_boxes.csv in that run folder).",
     )
-    parser.add_argument("--profile", default="quick")
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="quick")
     parser.add_argument("--data-root", default=None, help="SynthVeh root (default: generated)")
     parser.add_argument("--parts-yaml", default=None, help="part labels (default: <root>/parts)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda")
     parser.add_argument("--output-dir", default="runs", help="where the detector run goes")
-    parser.add_argument("--out", default=None, help="part boxes CSV (default: in the run)")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="part boxes CSV (default: in the run; a folder: FOLDER/part_boxes.csv; missing "
+        "folders are made; an existing file is replaced)",
+    )
     args = parser.parse_args(argv)
+    if args.data_root is not None:
+        argcheck.input_folder("--data-root", args.data_root, "pass a SynthVeh folder")
+    if args.parts_yaml is not None:
+        fix = "pass the data.yaml of a YOLO part data set (SynthVeh: ROOT/parts/data.yaml)"
+        argcheck.input_file("--parts-yaml", args.parts_yaml, fix)
+    elif args.data_root and not (Path(args.data_root) / "parts" / "data.yaml").is_file():
+        raise argcheck.OptionError(
+            "--data-root",
+            args.data_root,
+            "has no parts/data.yaml (the part labels)",
+            "pass --parts-yaml FILE or a SynthVeh root",
+        )
+    argcheck.seed("--seed", args.seed)
+    argcheck.device("--device", args.device)
+    argcheck.output_folder("--output-dir", args.output_dir)
+    if args.out is not None:
+        args.out = argcheck.output_file("--out", args.out, "part_boxes.csv")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``prreid detect``: train (or reuse) the detector, print AP per part, write part boxes."""
+    from prreid_lib.argcheck import Interrupted
+    from prreid_lib.config import get_profile
+
+    args = parse_args(argv)
     os.environ.setdefault("YOLO_VERBOSE", "True")  # show ultralytics' progress on the console
     cfg = get_profile(args.profile).detector
-    if args.data_root is None:
-        from prreid_lib.synthveh import ensure_synthveh
+    run = None
+    try:
+        if args.data_root is None:
+            from prreid_lib.synthveh import ensure_synthveh
 
-        root = ensure_synthveh(args.profile, seed=args.seed)
-    else:
-        root = Path(args.data_root)
-    parts_yaml = Path(args.parts_yaml) if args.parts_yaml else root / "parts" / "data.yaml"
-    run = train_detector(parts_yaml, cfg, args.output_dir, args.device, args.seed)
-    state = "reused" if run.reused else f"trained in {run.seconds:.0f} s"
-    print(f"detector {run.weights} ({state})")
-    report = evaluate_detector(run.weights, parts_yaml, cfg.imgsz, args.device)
-    print(report.per_part.round(3).to_string(index=False))
-    print(f"mAP50 {report.map50:.3f}  mAP50-95 {report.map50_95:.3f}")
-    boxes = detect_part_boxes(dataset_images(root), run.weights, cfg, args.device)
-    out = Path(args.out) if args.out else run.run_dir / "part_boxes.csv"
-    boxes.to_csv(out, index=False)
+            root = ensure_synthveh(args.profile, seed=args.seed)
+        else:
+            root = Path(args.data_root)
+        parts_yaml = Path(args.parts_yaml) if args.parts_yaml else root / "parts" / "data.yaml"
+        run = train_detector(parts_yaml, cfg, args.output_dir, args.device, args.seed)
+        state = "reused" if run.reused else f"trained in {run.seconds:.0f} s"
+        print(f"detector {run.weights} ({state})")
+        report = evaluate_detector(run.weights, parts_yaml, cfg.imgsz, args.device)
+        print(report.per_part.round(3).to_string(index=False))
+        print(f"mAP50 {report.map50:.3f}  mAP50-95 {report.map50_95:.3f}")
+        boxes = detect_part_boxes(dataset_images(root), run.weights, cfg, args.device)
+    except KeyboardInterrupt:
+        if run is None:
+            kept = "the detector training did not finish; run the same command again (it "
+            kept += "trains from the start; a finished detector is reused)"
+        else:
+            kept = f"the trained detector {run.weights} was kept, no part boxes were written; "
+            kept += "run the same command again (the detector is reused)"
+        raise Interrupted(kept) from None
+    out = args.out or run.run_dir / "part_boxes.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, boxes.to_csv(index=False))
     print(f"{len(boxes)} part boxes ({int(boxes['imputed'].sum())} imputed) written to {out}")
     return 0

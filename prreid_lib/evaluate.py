@@ -13,16 +13,20 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 
 from prreid_lib import metrics
+from prreid_lib.datasets._parsing import read_lines, short_list
 from prreid_lib.model import PartRegularizedReID, extract_features
 from prreid_lib.parts import boxes_to_masks
 from prreid_lib.pipeline.imageset import ReIDImageSet, default_cache_dir
+from prreid_lib.runs import MODEL, load_torch_file
 
 
 def _input_size(model: PartRegularizedReID, input_size: int | None) -> int:
@@ -75,6 +79,89 @@ def image_features(
     return extract_features(model, data.images, masks, batch_size, device, mode)
 
 
+def refuse_repeated_images(frame: pd.DataFrame, what: str) -> None:
+    """Raise ``ValueError`` when a ``path`` occurs twice in ``frame`` (rows named).
+
+    A test image listed twice is drawn as its own gallery match and inflates
+    every score. Frames without a ``path`` column are not checked.
+    """
+    if "path" not in frame.columns or not len(frame):
+        return
+    paths = frame["path"].astype(str).to_numpy()
+    repeated = np.flatnonzero(pd.Series(paths).duplicated().to_numpy())
+    if repeated.size:
+        first = {p: i for i, p in reversed(list(enumerate(paths)))}
+        items = [f"{paths[i]} (rows {first[paths[i]]} and {i})" for i in repeated]
+        raise ValueError(
+            f"{what}: expected each test image once; found {len(items)} repeated: "
+            f"{short_list(items)}; fix: drop the repeated rows "
+            "(frame.drop_duplicates('path')) or load the data with prreid_lib.datasets"
+        )
+
+
+def run_training_identities(run_dir: str | Path) -> np.ndarray | None:
+    """The original identities a finished run was trained on (``pid_values`` of its model.pt).
+
+    Read without building the model; ``None`` when ``model.pt`` is missing or
+    unreadable (:func:`prreid_lib.runs.load_trained` reports that).
+    """
+    path = Path(run_dir) / MODEL
+    if not path.is_file():
+        return None
+    try:
+        state = load_torch_file(path, "")
+        values = state["pid_values"]
+    except (ValueError, OSError, TypeError, KeyError, IndexError):
+        return None
+    values = values.numpy() if isinstance(values, torch.Tensor) else values
+    return np.unique(np.asarray(values, dtype=np.int64))
+
+
+def _listed_lines(path: Path) -> list[int]:
+    """Line number of each entry (non-blank line) of a list file, in order."""
+    return [line for line, _ in read_lines(path, "list entries")]
+
+
+def refuse_run_trained_on_test(
+    training: np.ndarray,
+    model_file: Path,
+    train: tuple[Path, pd.DataFrame],
+    tests: Sequence[tuple[Path, pd.DataFrame]],
+) -> bool:
+    """Raise ``ValueError`` when the run's training identities include test identities.
+
+    ``training`` are the run's identities (``model.pt``'s ``pid_values``),
+    ``train`` the data set's training list and frame, ``tests`` its test
+    lists and frames (rows in list order). Identity numbers are only
+    comparable within one data set (SynthVeh numbers the vehicles of its
+    VehicleID and VeRi-776 layouts, and of each seed, independently), so the
+    check applies when the run was trained on this data set: its classes
+    include every training identity listed here. Returns whether it applied.
+    """
+    train_path, train_frame = train
+    if not np.isin(train_frame["pid"].to_numpy(), training).all():
+        return False
+    shared: list[tuple[int, str, int]] = []  # (line, list file, vehicle)
+    for path, frame in tests:
+        pids = frame["pid"].to_numpy()
+        rows = np.flatnonzero(np.isin(pids, training))
+        if rows.size:
+            lines = _listed_lines(path)
+            first = dict(zip(pids[rows][::-1].tolist(), rows[::-1].tolist(), strict=True))
+            shared += [(lines[r], path.name, p) for p, r in first.items()]
+    if shared:
+        vehicles = {p for _, _, p in shared}
+        items = [f"vehicle {p} ({name} line {line})" for line, name, p in sorted(shared)]
+        names = " and ".join(str(path) for path, _ in tests)
+        raise ValueError(
+            f"{model_file}: expected a run trained without the test vehicles of {names}; "
+            f"found {len(vehicles)} of its {training.size} training identities among them: "
+            f"{short_list(items)}. Fix: evaluate a run trained on {train_path} alone "
+            "(prreid train --data-root ...), or test on vehicles the run never saw"
+        )
+    return True
+
+
 def evaluate_vehicleid(
     model: PartRegularizedReID,
     test_df: pd.DataFrame,
@@ -95,6 +182,7 @@ def evaluate_vehicleid(
     (:func:`prreid_lib.reranking.re_rank`) in each trial. Extra keyword
     arguments go to :func:`image_features`.
     """
+    refuse_repeated_images(test_df, "test_df")
     feats = image_features(model, test_df, part_boxes, **feature_kwargs)
     return metrics.vehicleid_protocol(
         feats, test_df["pid"].to_numpy(), n_trials, seed, max_rank, metric=metric, rerank=rerank
@@ -121,6 +209,8 @@ def evaluate_veri(
     left out, with a warning naming the file, when the data set has no
     ``test_track.txt`` (or the file lists no track).
     """
+    refuse_repeated_images(veri.query, "veri.query")
+    refuse_repeated_images(veri.gallery, "veri.gallery")
     q = image_features(model, veri.query, part_boxes, **feature_kwargs)
     g = image_features(model, veri.gallery, part_boxes, **feature_kwargs)
     ids = (
@@ -150,14 +240,24 @@ def evaluate_veri(
     return out
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m prreid_lib.evaluate --run DIR --data-root ROOT [--dataset veri776]``."""
-    from prreid_lib.cache import write_json
-    from prreid_lib.datasets import load_vehicleid, load_veri776
-    from prreid_lib.distributed import local_device
-    from prreid_lib.runs import load_trained
+RERANK_DEFAULTS = {"k1": 20, "k2": 6, "lambda_value": 0.3}
+"""Defaults of --k1, --k2, --lambda-value (Zhong et al. 2017); they apply only with --rerank."""
+VEHICLEID_DEFAULTS = {"test_size": 800, "n_trials": 10}
+"""Defaults of --test-size and --n-trials; they apply only to --dataset vehicleid."""
+MAX_TRIALS = 1000
+"""Most VehicleID gallery draws (the paper reports 10); each one ranks the test set again."""
+MAX_K = 1000
+"""Largest re-ranking neighbourhood (--k1, --k2; the reference uses 20 and 6)."""
 
-    parser = argparse.ArgumentParser(
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The options of ``prreid evaluate``, checked: each bad one is refused naming it.
+
+    ``args.out`` becomes the JSON file to write (``DIR/evaluation.json`` for a folder).
+    """
+    from prreid_lib import argcheck
+
+    parser = argcheck.Parser(
         prog="prreid evaluate",
         description="Evaluate a finished run on the VehicleID or VeRi-776 test protocol. Prints "
         "one line per protocol on stdout; --out also writes every figure to a JSON file.",
@@ -165,27 +265,68 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--run", required=True, help="a finished run folder (holds model.pt)")
     parser.add_argument("--data-root", required=True, help="VehicleID or VeRi-776 folder")
     parser.add_argument("--dataset", choices=("vehicleid", "veri776"), default="vehicleid")
-    parser.add_argument("--test-size", type=int, default=800, help="VehicleID test list")
+    parser.add_argument(
+        "--test-size", type=int, help="VehicleID test list (default 800; vehicleid only)"
+    )
     parser.add_argument("--metric", choices=("euclidean", "cosine"), default="euclidean")
-    parser.add_argument("--n-trials", type=int, default=10, help="VehicleID gallery draws")
+    parser.add_argument(
+        "--n-trials",
+        type=int,
+        help=f"VehicleID gallery draws, 1 to {MAX_TRIALS} (default 10; vehicleid only)",
+    )
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda")
     parser.add_argument(
         "--rerank", action="store_true", help="k-reciprocal re-ranking (Zhong et al. 2017)"
     )
-    parser.add_argument("--k1", type=int, default=20, help="re-ranking: k-reciprocal neighbours")
-    parser.add_argument("--k2", type=int, default=6, help="re-ranking: query expansion size")
+    parser.add_argument(
+        "--k1", type=int, help="re-ranking: k-reciprocal neighbours (default 20; with --rerank)"
+    )
+    parser.add_argument(
+        "--k2", type=int, help="re-ranking: query expansion size (default 6; with --rerank)"
+    )
     parser.add_argument(
         "--lambda-value",
         type=float,
-        default=0.3,
-        help="re-ranking: weight of the original distance",
+        help="re-ranking: weight of the original distance, 0 to 1 (default 0.3; with --rerank)",
     )
-    parser.add_argument("--out", default=None, help="JSON file to write the results to")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="JSON file to write the results to (a folder: FOLDER/evaluation.json; missing "
+        "folders are made; an existing file is replaced)",
+    )
     args = parser.parse_args(argv)
+    argcheck.run_folder("--run", args.run)
+    argcheck.input_folder(
+        "--data-root", args.data_root, "pass the folder of the VehicleID or VeRi-776 data set"
+    )
+    argcheck.only_with(args, VEHICLEID_DEFAULTS, args.dataset == "vehicleid", "with vehicleid")
+    argcheck.only_with(args, RERANK_DEFAULTS, args.rerank, "with --rerank")
+    argcheck.int_in("--test-size", args.test_size, 1, 10**7)
+    argcheck.int_in("--n-trials", args.n_trials, 1, MAX_TRIALS)
+    argcheck.int_in("--k1", args.k1, 1, MAX_K)
+    argcheck.int_in("--k2", args.k2, 1, MAX_K)
+    argcheck.float_in("--lambda-value", args.lambda_value, 0.0, 1.0)
+    argcheck.device("--device", args.device)
+    if args.out is not None:
+        protected = argcheck.run_files(args.run)
+        args.out = argcheck.output_file("--out", args.out, "evaluation.json", protected)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m prreid_lib.evaluate --run DIR --data-root ROOT [--dataset veri776]``."""
+    from prreid_lib.cache import write_json
+    from prreid_lib.distributed import local_device
+    from prreid_lib.runs import load_trained
+
+    args = parse_args(argv)
     rerank = None
     if args.rerank:
         rerank = {"k1": args.k1, "k2": args.k2, "lambda_value": args.lambda_value}
-    model = load_trained(args.run, local_device(args.device))
+    data, model = _checked_data_and_model(
+        args, lambda: load_trained(args.run, local_device(args.device))
+    )
     suffix = ""
     if rerank is not None:
         suffix = f", re-ranked k1 {args.k1} k2 {args.k2} lambda {args.lambda_value:g}"
@@ -197,7 +338,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "rerank": rerank,
     }
     if args.dataset == "vehicleid":
-        data = load_vehicleid(args.data_root, test_size=args.test_size)
         res = evaluate_vehicleid(
             model, data.test, n_trials=args.n_trials, metric=args.metric, rerank=rerank
         )
@@ -210,7 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         from prreid_lib.datasets.veri776 import missing_file_notes
 
-        veri = load_veri776(args.data_root)
+        veri = data
         for note in missing_file_notes(veri):
             print(f"prreid evaluate: warning: {note}", file=sys.stderr)
         with warnings.catch_warnings():  # the missing track file is reported above
@@ -229,6 +369,44 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_json(Path(args.out), record)
         print(f"results written to {args.out}")
     return 0
+
+
+def _checked_data_and_model(
+    args: argparse.Namespace, load_model: Callable[[], PartRegularizedReID]
+) -> tuple[Any, PartRegularizedReID]:
+    """The test data set of ``args`` and the run's model (``load_model()``).
+
+    The run's training identities (model.pt) are compared with the test
+    identities before the model is built (:func:`refuse_run_trained_on_test`);
+    a run without a readable model.pt is left to ``load_model`` to report,
+    before the data set is read.
+    """
+    from prreid_lib.datasets import load_vehicleid, load_veri776
+
+    training = run_training_identities(args.run)
+    model = load_model() if training is None else None
+    if args.dataset == "vehicleid":
+        data = load_vehicleid(args.data_root, test_size=args.test_size)
+        split = data.root / "train_test_split"
+        train = (split / "train_list.txt", data.train)
+        tests = [(split / f"test_list_{args.test_size}.txt", data.test)]
+    else:
+        data = load_veri776(args.data_root)
+        train = (data.root / "name_train.txt", data.train)
+        tests = [
+            (data.root / "name_query.txt", data.query),
+            (data.root / "name_test.txt", data.gallery),
+        ]
+    if training is None:
+        return data, model
+    if not refuse_run_trained_on_test(training, Path(args.run) / MODEL, train, tests):
+        print(
+            f"prreid evaluate: note: {Path(args.run) / MODEL} was not trained on {train[0]} "
+            "(its classes lack some of the vehicles listed there), so its training identities "
+            "are not compared with the test vehicles",
+            file=sys.stderr,
+        )
+    return data, load_model()
 
 
 def _vehicleid_record(res: metrics.VehicleIDResult) -> dict:

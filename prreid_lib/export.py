@@ -1,7 +1,8 @@
 """A run's test-time model as a standalone ONNX or TorchScript file (``prreid export``).
 
 The exported graph takes float32 images (B, 3, S, S), RGB in [0, 1], at the
-run's training size S, normalises them inside (ImageNet mean and std, as
+run's training size S (decoded and resized as :func:`prreid_lib.images.decode_rgb`
+does for training, then divided by 255), normalises them inside (ImageNet mean and std, as
 :func:`prreid_lib.imagenet.normalize_images` does for training and evaluation) and
 returns the test-time descriptor (B, D): the global feature, after the BNNeck
 when the model has one. The batch axis is dynamic. What a caller needs to feed
@@ -64,7 +65,11 @@ def export_metadata(model: PartRegularizedReID, run_dir: str | Path | None = Non
         "input_dtype": "float32",
         "input_range": "[0, 1]",
         "input_size": str(size),
-        "resize": "bilinear to input_size x input_size",
+        "decode": "full-resolution decode (no JPEG draft), EXIF orientation applied, 8-bit RGB "
+        "(16-bit scaled by 255/65535, transparency composited over white): "
+        "prreid_lib.images.decode_rgb",
+        "resize": "PIL Image.resize((input_size, input_size), Image.Resampling.BILINEAR) "
+        "of the decoded 8-bit RGB image, then values / 255",
         "normalization_mean": json.dumps(list(IMAGENET_MEAN)),
         "normalization_std": json.dumps(list(IMAGENET_STD)),
         "normalization": "(x - mean) / std, inside the graph",
@@ -161,9 +166,27 @@ def export_run(
     return path, export_metadata(model, run_dir)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``prreid export --run RUN --format onnx|torchscript --out FILE``."""
-    parser = argparse.ArgumentParser(
+DEFAULT_NAMES = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}
+"""File written inside a folder given as --out, per format."""
+
+
+def _opset_range() -> tuple[int, int]:
+    """Opset versions the TorchScript-based ONNX exporter of this torch writes."""
+    from torch.onnx import _constants
+
+    high = getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", _constants.ONNX_MAX_OPSET)
+    return max(9, _constants.ONNX_MIN_OPSET), high
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The options of ``prreid export``, checked: each bad one is refused naming it.
+
+    ``args.out`` becomes the file to write (``DIR/model.onnx`` for a folder).
+    """
+    from prreid_lib import argcheck
+
+    low, high = _opset_range()
+    parser = argcheck.Parser(
         prog="prreid export",
         description="Write a run's test-time model to FILE (ONNX or TorchScript): input float32 "
         "NCHW RGB in [0, 1] at the run's input size, normalised inside, output the global "
@@ -171,9 +194,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--run", required=True, help="a finished run folder (holds model.pt)")
     parser.add_argument("--format", choices=FORMATS, default="onnx")
-    parser.add_argument("--out", required=True, help="file to write (e.g. model.onnx, model.pt)")
-    parser.add_argument("--opset", type=int, default=17, help="ONNX opset version")
+    parser.add_argument(
+        "--out",
+        required=True,
+        help="file to write (e.g. model.onnx, model.pt); a folder: FOLDER/model.onnx or "
+        "FOLDER/model.torchscript.pt; missing folders are made; an existing file is replaced",
+    )
+    parser.add_argument(
+        "--opset", type=int, help=f"ONNX opset version, {low} to {high} (default 17; onnx only)"
+    )
     args = parser.parse_args(argv)
+    argcheck.run_folder("--run", args.run)
+    argcheck.only_with(args, {"opset": 17}, args.format == "onnx", "with --format onnx")
+    argcheck.int_in("--opset", args.opset, low, high, "what this torch's ONNX exporter writes")
+    protected = argcheck.run_files(args.run)
+    args.out = argcheck.output_file("--out", args.out, DEFAULT_NAMES[args.format], protected)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``prreid export --run RUN --format onnx|torchscript --out FILE``."""
+    args = parse_args(argv)
     path, meta = export_run(args.run, args.out, args.format, opset=args.opset)
     print(
         f"{args.format} model written to {path}: input images (B, 3, {meta['input_size']}, "

@@ -1,9 +1,10 @@
 """Features of a folder of images with a trained run (``prreid extract``).
 
 :func:`extract_folder` finds every image under a folder (recursively; ``.jpg``,
-``.jpeg``, ``.png``, ``.bmp`` in any case), decodes it as the evaluation does
-(grey, palette and RGBA images converted to RGB, resized bilinearly to the
-run's training size) and passes it through the test-time model: the global
+``.jpeg``, ``.png``, ``.bmp`` in any case), decodes it as training and the
+evaluation do (:func:`prreid_lib.images.decode_rgb`: full-resolution decode,
+EXIF orientation, 8-bit RGB, Pillow's bilinear resize to the run's training
+size) and passes it through the test-time model: the global
 feature, as :func:`prreid_lib.evaluate.image_features` gives it. Images are
 decoded batch by batch, so memory stays at one batch whatever the folder's
 size. :func:`write_features` stores the result as ``FEATS.npy`` (N x D
@@ -24,8 +25,8 @@ import torch
 from prreid_lib import distributed
 from prreid_lib.cache import atomic_write, atomic_write_text
 from prreid_lib.datasets.errors import DatasetFormatError
+from prreid_lib.images import ImageFileError, UndecodableImageError, decode_rgb
 from prreid_lib.model import PartRegularizedReID, extract_features
-from prreid_lib.pipeline.imageset import decode_image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 """File endings read as images (compared case-insensitively)."""
@@ -73,11 +74,13 @@ def load_run_model(run_dir: str | Path, device: str | torch.device = "cpu") -> P
 
 
 def _read(path: str, size: int, folder: str | Path) -> np.ndarray:
-    """One image as (3, size, size) uint8, decoded as the evaluation decodes it."""
+    """One image as (3, size, size) uint8, decoded as training and the evaluation decode it."""
     try:
-        return decode_image(path, size)[0]
-    except DatasetFormatError as err:
+        return decode_rgb(path, size)[0]
+    except ImageFileError as err:
         fix = f"replace the file or move it out of {folder}"
+        if not isinstance(err, UndecodableImageError):
+            fix = f"{err.fix}, or move it out of {folder}"
         raise DatasetFormatError(err.path, err.expected, err.found, fix) from None
 
 
@@ -143,9 +146,18 @@ def write_features(
     return npy, csv
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``prreid extract --run RUN --images FOLDER --out FEATS.npy``."""
-    parser = argparse.ArgumentParser(
+MAX_BATCH_SIZE = 4096
+"""Largest ``--batch-size``: 4096 images at 512 px are 12 GiB of float32 input."""
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The options of ``prreid extract``, checked: each bad one is refused naming it.
+
+    ``args.out`` becomes the ``.npy`` file to write (``DIR/features.npy`` for a folder).
+    """
+    from prreid_lib import argcheck
+
+    parser = argcheck.Parser(
         prog="prreid extract",
         description="Test-time features of every image under a folder. Writes FEATS.npy "
         "(N x D float32) and FEATS.csv (column path, same row order) next to it.",
@@ -155,12 +167,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--images", required=True, help="folder of images (recursive; jpg, jpeg, png, bmp)"
     )
     parser.add_argument(
-        "--out", required=True, help="FEATS.npy to write; FEATS.csv (paths) goes beside it"
+        "--out",
+        required=True,
+        help="FEATS.npy to write; FEATS.csv (paths) goes beside it. A folder: FOLDER/features.npy "
+        "and FOLDER/features.csv; missing folders are made; existing files are replaced",
     )
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--batch-size", type=int, default=64, help=f"images per batch, 1 to {MAX_BATCH_SIZE}"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     args = parser.parse_args(argv)
+    argcheck.run_folder("--run", args.run)
+    argcheck.input_folder("--images", args.images, "pass a folder of images")
+    argcheck.device("--device", args.device)
+    argcheck.int_in("--batch-size", args.batch_size, 1, MAX_BATCH_SIZE)
+    protected = argcheck.run_files(args.run)
+    npy, csv = feature_files(argcheck.output_file("--out", args.out, "features.npy", protected))
+    for path in (npy, csv):
+        argcheck.check_output_file("--out", args.out, path, protected)
+    args.out = npy
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``prreid extract --run RUN --images FOLDER --out FEATS.npy``."""
+    args = parse_args(argv)
     feats, paths = extract_folder(
         args.run, args.images, args.device, args.batch_size, progress=not args.no_progress
     )

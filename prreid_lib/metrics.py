@@ -398,6 +398,19 @@ def evaluate_features(
     return _evaluate(None, pairs, max_rank, "evaluate_features", blocks())
 
 
+def _require_queries(pids: np.ndarray) -> None:
+    """Refuse test identities from which the VehicleID protocol draws no query."""
+    if pids.size == 0:
+        raise ValueError("pids: expected the identities of the test images; got no test image")
+    counts = np.unique(pids, return_counts=True)[1]
+    if counts.max() < 2:
+        raise ValueError(
+            f"pids: expected a vehicle with 2 or more test images (one is drawn into the "
+            f"gallery, the others are queries); found {counts.size} vehicles of one image "
+            "each, so no query; fix: test on a list with several images per vehicle"
+        )
+
+
 def vehicleid_protocol(
     features: Array,
     pids: Array,
@@ -421,6 +434,7 @@ def vehicleid_protocol(
     """
     f = torch.as_tensor(features)
     pids = _check_len("pids", pids, len(f))
+    _require_queries(pids)
     trials = []
     for query, gallery in protocol_splits(pids, n_trials, seed):
         q_feats, g_feats = f[torch.from_numpy(query)], f[torch.from_numpy(gallery)]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from numbers import Integral
 from pathlib import Path
 
 import torch
@@ -35,6 +36,41 @@ from prreid_lib.imagenet import normalize_images
 
 ARCHS: dict[str, int] = {"resnet18": 512, "resnet34": 512, "resnet50": 2048}
 """Supported backbones and the channel count of their last feature map."""
+MAX_INPUT_SIZE = 1024
+"""Largest input side in pixels: twice the paper's largest (512, the resolution study); a
+decoded image then takes 3 MiB, a 100,000-image training set 300 GiB of image cache."""
+MAX_FEAT_DIM = 8192
+"""Largest feature size (the paper's is 256; ResNet-50's last map has 2048 channels)."""
+MAX_CLASSES = 1_000_000
+"""Most identity classes a model may have (VehicleID trains on 13,164)."""
+
+
+def check_model_record(record: Mapping, source: str | Path, fix: str) -> None:
+    """Refuse a stored model (``kwargs`` and ``input_size`` of a ``model.pt``) with bad sizes.
+
+    Checked before the model is built or an image decoded, so a file that
+    claims, say, ``input_size`` 100000 raises ``ValueError`` naming ``source``
+    and ``fix`` instead of allocating terabytes.
+    """
+    kwargs = record.get("kwargs")
+    if not isinstance(kwargs, Mapping):
+        raise ValueError(f"{source} has no model arguments (kwargs); {fix}")
+    sizes = {
+        "input_size": (record.get("input_size"), 1, MAX_INPUT_SIZE),
+        "feat_dim": (kwargs.get("feat_dim", 256), 1, MAX_FEAT_DIM),
+        "num_classes": (kwargs.get("num_classes"), 1, MAX_CLASSES),
+    }
+    for name, (value, low, high) in sizes.items():
+        if not isinstance(value, Integral) or isinstance(value, bool) or not low <= value <= high:
+            raise ValueError(
+                f"{source} stores {name} {value!r}, expected an integer from {low} to {high}: "
+                f"the file is damaged or was not written by prreid; {fix}"
+            )
+    if kwargs.get("arch", "resnet18") not in ARCHS:
+        raise ValueError(
+            f"{source} stores arch {kwargs.get('arch')!r}, expected one of {', '.join(ARCHS)}; "
+            f"{fix}"
+        )
 
 
 def grid_size(input_size: int, last_stride: int = 1) -> int:

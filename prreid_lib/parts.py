@@ -23,9 +23,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
 
 from prreid_lib.config import PART_NAMES
+from prreid_lib.images import shown_size
+from prreid_lib.paths import canonical_paths
 
 __all__ = [
     "PART_BOX_COLUMNS",
@@ -40,6 +41,7 @@ __all__ = [
     "ground_truth_part_boxes",
     "impute_missing_parts",
     "match_boxes",
+    "read_part_boxes",
     "select_part_boxes",
 ]
 
@@ -257,9 +259,8 @@ def impute_missing_parts(
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
-    """``(width, height)`` of an image, read from its header only."""
-    with Image.open(path) as im:
-        return im.size
+    """``(width, height)`` of an image as a viewer shows it (EXIF orientation applied)."""
+    return shown_size(path)
 
 
 def _image_sizes(images: pd.DataFrame, boxes: pd.DataFrame) -> pd.DataFrame:
@@ -276,6 +277,36 @@ def _image_sizes(images: pd.DataFrame, boxes: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["path", "img_w", "img_h"])
 
 
+def read_part_boxes(file: str | Path) -> pd.DataFrame:
+    """A part boxes table saved as CSV (``prreid detect``, chapter 3, or your own), with its
+    ``path`` column canonical (:func:`prreid_lib.paths.canonical_paths`), so it joins the
+    loaders' image paths however either was spelled. A relative ``path`` is relative to the
+    CSV's own folder. A missing file, a table without ``path`` or with an empty ``path``
+    raises naming the file (and the line)."""
+    file = Path(file).expanduser()
+    if not file.is_file():
+        raise FileNotFoundError(
+            f"{file}: no part boxes file there; pass the CSV that prreid detect (or chapter 3) "
+            "wrote, with columns path, part, x1, y1, x2, y2"
+        )
+    table = pd.read_csv(file)
+    if "path" not in table.columns:
+        raise ValueError(
+            f"{file}: expected a part boxes table with a 'path' column (and part, x1, y1, x2, "
+            f"y2), found columns {list(table.columns)}; write the image path of each box there"
+        )
+    empty = table["path"].isna() | (table["path"].astype(str).str.strip() == "")
+    if empty.any():
+        line = int(np.flatnonzero(empty.to_numpy())[0]) + 2  # 1-based, after the header
+        raise ValueError(
+            f"{file}, line {line}: expected an image path in the 'path' column, found none; "
+            "fill in the image of every box"
+        )
+    folder = file.absolute().parent
+    table["path"] = canonical_paths(folder / Path(str(p)).expanduser() for p in table["path"])
+    return table
+
+
 def ground_truth_part_boxes(
     parts: pd.DataFrame, images: pd.DataFrame | None = None, root: str | Path | None = None
 ) -> pd.DataFrame:
@@ -283,9 +314,11 @@ def ground_truth_part_boxes(
 
     Keeps visible window, light and brand rows, extends lights to the bottom of
     the image's ``vehicle`` box (:func:`extend_lights`) and sets
-    ``imputed=False``. ``parts`` needs an absolute ``path`` column (as from
+    ``imputed=False``. ``parts`` needs a ``path`` column (as from
     ``load_synthveh_parts``) or ``root``, the folder its ``image`` column is
-    relative to. Columns ``side`` and ``view`` are kept.
+    relative to; paths come out canonical (:mod:`prreid_lib.paths`), those of
+    ``images`` too, so the two join however either was spelled. Columns ``side``
+    and ``view`` are kept.
 
     With ``images`` (``path``, ``pid``: the images a model trains or is tested
     on) the boxes of parts hidden in an image are imputed as for detections
@@ -299,7 +332,9 @@ def ground_truth_part_boxes(
                 "the parts table has no 'path' column: load it with "
                 "prreid_lib.synthveh.load_synthveh_parts(root) or pass root="
             )
-        df["path"] = [str((Path(root) / name).resolve()) for name in df["image"]]
+        df["path"] = canonical_paths(Path(root) / name for name in df["image"])
+    else:
+        df["path"] = canonical_paths(df["path"])
     vehicle = df[df["part"] == "vehicle"].groupby("path")["y2"].max()
     keep = df[df["part"].isin(PART_NAMES) & df["visible"].astype(bool)]
     out = extend_lights(keep, vehicle).assign(score=1.0, imputed=False, impute_source="")
@@ -308,7 +343,7 @@ def ground_truth_part_boxes(
     boxes = out[_COLUMNS + extra].reset_index(drop=True)
     if images is None:
         return boxes
-    images = images.drop_duplicates("path")
+    images = images.assign(path=canonical_paths(images["path"])).drop_duplicates("path")
     if "view" in df:
         views = df.drop_duplicates("path").set_index("path")["view"]
         images = images.assign(view=images["path"].map(views))

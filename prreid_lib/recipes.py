@@ -121,28 +121,46 @@ CHOICES: dict[str, tuple[str, ...]] = {
 """The valid strings of the string-valued :class:`RecipeOptions` fields."""
 
 
+MAX_EPOCHS = 1000
+"""Most epochs a run may ask for (the paper's recipe trains tens; re-id baselines 120)."""
+MAX_BATCH_SIZE = 4096
+"""Largest training batch (images per step); also bounds ``num_instances``."""
+
+
 def validate_train_config(cfg: TrainConfig, options: RecipeOptions | None = None) -> None:
     """Raise :class:`TrainConfigError` naming the first bad field of ``cfg`` or ``options``.
 
-    Checked before anything is written: integers (``epochs``, ``batch_size``,
-    ``num_instances``, ``feat_dim`` >= 1; ``input_size`` a multiple of the output
-    stride, 16 with ``last_stride`` 1, else 32),
+    Checked before anything is written or allocated: integers with upper
+    bounds (``epochs`` 1..:data:`MAX_EPOCHS`, ``batch_size`` and
+    ``num_instances`` 1..:data:`MAX_BATCH_SIZE`, ``feat_dim``
+    1..:data:`~prreid_lib.model.MAX_FEAT_DIM`; ``input_size`` a multiple of the
+    output stride, 16 with ``last_stride`` 1, else 32, from 32 to
+    :data:`~prreid_lib.model.MAX_INPUT_SIZE`; ``pad`` at most ``input_size``),
     positive ``lr``, ``lr_gamma`` in (0, 1], non-negative ``momentum``,
     ``weight_decay`` and part weights, booleans for switches, and known names
     for ``arch``, ``recipe``, ``sampler``, ``scheduler`` and ``optimizer``.
     """
-    from prreid_lib.model import ARCHS
+    from prreid_lib.model import ARCHS, MAX_FEAT_DIM, MAX_INPUT_SIZE
 
     def bad(name: str, rule: str, value: Any) -> TrainConfigError:
         return TrainConfigError(name, f"{name} must be {rule}, got {value!r}")
 
-    for name in ("epochs", "batch_size", "num_instances", "feat_dim"):
+    highs = {
+        "epochs": MAX_EPOCHS,
+        "batch_size": MAX_BATCH_SIZE,
+        "num_instances": MAX_BATCH_SIZE,
+        "feat_dim": MAX_FEAT_DIM,
+    }
+    for name, high in highs.items():
         value = getattr(cfg, name)
-        if not _is_int(value) or value < 1:
-            raise bad(name, "an integer >= 1", value)
+        if not _is_int(value) or not 1 <= value <= high:
+            raise bad(name, f"an integer >= 1 and <= {high}", value)
     size, step = cfg.input_size, 16 if cfg.last_stride == 1 else 32
-    if not _is_int(size) or size < 32 or size % step:
-        rule = f"an integer multiple of {step} (the backbone's output stride), at least 32"
+    if not _is_int(size) or not 32 <= size <= MAX_INPUT_SIZE or size % step:
+        rule = (
+            f"an integer multiple of {step} (the backbone's output stride) from 32 to "
+            f"{MAX_INPUT_SIZE} (the paper's largest is 512)"
+        )
         raise bad("input_size", rule, size)
     if not _is_number(cfg.lr) or cfg.lr <= 0:
         raise bad("lr", "a positive number", cfg.lr)
@@ -179,10 +197,10 @@ def validate_train_config(cfg: TrainConfig, options: RecipeOptions | None = None
         value = getattr(options, name)
         if not isinstance(value, bool):
             raise bad(name, "true or false", value)
-    for name in ("warmup_epochs", "pad"):
+    for name, high, what in (("warmup_epochs", MAX_EPOCHS, ""), ("pad", size, " (input_size)")):
         value = getattr(options, name)
-        if not _is_int(value) or value < 0:
-            raise bad(name, "an integer >= 0", value)
+        if not _is_int(value) or not 0 <= value <= high:
+            raise bad(name, f"an integer >= 0 and <= {high}{what}", value)
     for name in ("triplet_weight", "triplet_margin", "color_jitter"):
         value = getattr(options, name)
         if not _is_number(value) or value < 0:

@@ -33,11 +33,13 @@ import pandas as pd
 import torch
 
 from prreid_lib.cache import atomic_write, config_digest, file_digest
-from prreid_lib.model import PartRegularizedReID
+from prreid_lib.model import PartRegularizedReID, check_model_record
 
 CHECKPOINT, MODEL, FINAL, CONFIG = "checkpoint.pt", "model.pt", "final.json", "config.json"
 METRICS_CSV, METRICS_JSON = "metrics.csv", "metrics.json"
-KEY_VERSION = "2"
+KEY_VERSION = "3"
+"""Version of :func:`run_key` (3: images decoded in full, without JPEG draft mode, and
+turned upright by their EXIF orientation; runs trained on the older decode are retrained)."""
 
 
 @dataclass
@@ -198,6 +200,7 @@ def load_trained(run_dir: str | Path, device: str | torch.device = "cpu") -> Par
     needed = {"kwargs", "state_dict", "input_size", "pid_values"}
     if not isinstance(state, dict) or not needed <= set(state):
         raise ValueError(f"{path} was not written by prreid or is damaged (no model record); {fix}")
+    check_model_record(state, path, fix)  # sizes in bounds before anything is allocated
     try:
         model = PartRegularizedReID(**state["kwargs"])
         model.load_state_dict(state["state_dict"])

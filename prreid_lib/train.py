@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -28,14 +29,15 @@ import pandas as pd
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from prreid_lib import argcheck, runs
 from prreid_lib import distributed as dist
-from prreid_lib import runs
 from prreid_lib.cache import atomic_write_text, file_digest, write_json
 from prreid_lib.config import TrainConfig
 from prreid_lib.errors import PrreidError
 from prreid_lib.losses import ReIDLoss
 from prreid_lib.model import PartRegularizedReID
-from prreid_lib.parts import boxes_to_masks
+from prreid_lib.parts import boxes_to_masks, read_part_boxes
+from prreid_lib.paths import canonical_path, canonical_paths
 from prreid_lib.pipeline.imageset import ReIDImageSet, default_cache_dir
 from prreid_lib.pipeline.sampler import PKSampler, RandomBatchSampler
 from prreid_lib.pipeline.transforms import AugmentConfig, augment_batch
@@ -60,6 +62,16 @@ __all__ = [
     "recipe_options",
     "train_reid",
 ]
+
+
+MIN_PART_COVERAGE = 0.5
+"""The least share of training images with a box of a part a run trains (``lambda_p``
+> 0); below it :func:`train_reid` stops before training. Part boxes with missing parts
+imputed by identity, as the paper does and :func:`prreid_lib.parts.impute_missing_parts`
+and :func:`prreid_lib.parts.ground_truth_part_boxes` give them, cover nearly every image
+(SynthVeh ground truth: 1.0); a share below one half means the boxes name other images
+(another data root, a moved copy) or a detector that found almost nothing, and the run
+would be a baseline saved under a part-regularized name."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +112,49 @@ def plan_run(
         cfg = replace(cfg, pretrained=f"sha1:{file_digest(start)}")
     key = runs.run_key(cfg, options, data_id, seed, dist.world_size())
     return RunPlan(options, parts, key)
+
+
+def _canonical_inputs(
+    train_df: pd.DataFrame, part_boxes: pd.DataFrame | None
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """``train_df`` and ``part_boxes`` with canonical ``path`` columns
+    (:func:`prreid_lib.paths.canonical_paths`), so the run key and the image set join
+    the same boxes to the same images, however the data root was spelled."""
+    if "path" in train_df.columns:
+        train_df = train_df.assign(path=canonical_paths(train_df["path"]))
+    if part_boxes is not None and "path" in part_boxes.columns:
+        part_boxes = part_boxes.assign(path=canonical_paths(part_boxes["path"]))
+    return train_df, part_boxes
+
+
+def check_part_coverage(data: ReIDImageSet, part_boxes: pd.DataFrame | None) -> None:
+    """Raise ``ValueError`` when a part of ``data`` has a box in fewer than
+    :data:`MIN_PART_COVERAGE` of its images.
+
+    The message gives the coverage of every part, the folder of the training
+    images and an image the part boxes name, so a table of another data root (or
+    of a moved copy) shows itself, and the fix.
+    """
+    coverage = data.part_coverage()
+    low = [part for part, share in coverage.items() if share < MIN_PART_COVERAGE]
+    if not low:
+        return
+    n = len(data)
+    shares = ", ".join(f"{p} {c:.0%} ({round(c * n)} of {n})" for p, c in coverage.items())
+    folders = sorted({os.path.dirname(p) for p in data.paths})
+    where = os.path.commonpath(folders) if folders else "(no images)"
+    named = [] if part_boxes is None else list(dict.fromkeys(part_boxes["path"].astype(str)))
+    known = set(data.paths)
+    hits = sum(1 for p in named if p in known)
+    example = f"e.g. {named[0]}" if named else "no image at all"
+    raise ValueError(
+        f"part boxes cover too few training images: {shares}; a part with lambda_p > 0 needs "
+        f"a box in at least {MIN_PART_COVERAGE:.0%} of them. The training images are under "
+        f"{where}; the part boxes name {len(named)} images ({example}), {hits} of them "
+        "training images. Pass the part boxes of these images (ground truth of the same data "
+        "root, or a part-box CSV detected on it), or set lambda_p of "
+        f"{', '.join(low)} to 0 for a run without {'it' if len(low) == 1 else 'them'}"
+    )
 
 
 def _read_checkpoint(out_dir: Path, key: str) -> dict | None:
@@ -300,6 +355,7 @@ def train_reid(
     ``progress`` is on.
     """
     out_dir = Path(out_dir)
+    train_df, part_boxes = _canonical_inputs(train_df, part_boxes)
     plan = plan_run(cfg, train_df, part_boxes, seed, options)
     if runs.is_done(out_dir):
         done_key = runs.load_info(out_dir).get("key")
@@ -314,6 +370,8 @@ def train_reid(
     cache = cache_dir if cache_dir is not None else default_cache_dir()
     boxes = part_boxes if plan.parts else None
     data = ReIDImageSet(train_df, boxes, cfg.input_size, plan.parts, cache)
+    if plan.parts:
+        check_part_coverage(data, boxes)
     trainer = _Trainer(cfg, plan, data, seed, dev)
     rank = trainer.rank
     if rank == 0:
@@ -400,6 +458,7 @@ def run_or_load(
     label) is reused as it is. An interrupted run resumes from its last
     checkpoint.
     """
+    train_df, part_boxes = _canonical_inputs(train_df, part_boxes)
     plan = plan_run(cfg, train_df, part_boxes, seed, options)
     run_dir = runs.run_dir_for(root, plan.key, name)
     if not runs.is_done(run_dir):
@@ -471,7 +530,7 @@ def _load_training_data(
     """Training frame and part boxes for the CLI (SynthVeh by default)."""
     from prreid_lib.datasets import load_vehicleid, load_veri776
 
-    root = Path(args.data_root) if args.data_root else None
+    root = canonical_path(args.data_root) if args.data_root else None
     if root is None:
         if profile.real_data is not None:
             raise ValueError(f"profile {profile.name!r} uses real data: pass --data-root")
@@ -494,35 +553,40 @@ def _load_training_data(
         from prreid_lib.synthveh import load_synthveh_parts
 
         return train, ground_truth_part_boxes(load_synthveh_parts(root), train)
-    return train, pd.read_csv(args.parts)
+    return train, read_part_boxes(args.parts)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command line: ``python -m prreid_lib.train --profile quick --set lambda_p.window=0 ...``.
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options of ``prreid train``, checked: each bad one is refused naming it.
 
-    Trains (or reuses) one run of the profile's :class:`TrainConfig` with the
-    overrides, under ``--output-dir``, and prints its folder and last epoch.
-    Works unchanged under ``torchrun --nproc-per-node N``.
+    Nothing is read or written here; ``--set`` values are checked by :func:`main`.
     """
-    from prreid_lib.config import get_profile
+    from prreid_lib.config import PROFILES
 
-    parser = argparse.ArgumentParser(
+    parser = argcheck.Parser(
         prog="prreid train",
         description="Train (or reuse) one run of a profile's config with --set overrides. Writes "
         "the run folder OUTPUT_DIR/<name>-<key>/ (config.json, checkpoint.pt after every epoch, "
         "metrics.csv/.json, model.pt, final.json) and decoded images under --cache-dir; prints "
-        "one line per epoch and the run folder. Works unchanged under torchrun.",
+        "one line per epoch and the run folder. Works unchanged under torchrun. Interrupted "
+        "(Ctrl-C), the same command resumes from the last finished epoch.",
     )
-    parser.add_argument("--profile", default="quick")
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="quick")
     parser.add_argument("--data-root", default=None, help="SynthVeh root, VehicleID or VeRi-776")
     parser.add_argument("--dataset", choices=("vehicleid", "veri776"), default="vehicleid")
-    parser.add_argument("--parts", default="gt", help="gt (SynthVeh), none, or a part-box CSV")
+    parser.add_argument(
+        "--parts",
+        default=None,
+        help="gt (SynthVeh, the default), none, or a part-box CSV; only when a lambda_p > 0",
+    )
     parser.add_argument("--output-dir", default="runs", help="where run folders go (runs)")
     parser.add_argument("--name", default=None, help="run folder prefix (default: run)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data-seed", type=int, default=0, help="SynthVeh seed")
+    parser.add_argument(
+        "--data-seed", type=int, help="SynthVeh seed (default 0; only without --data-root)"
+    )
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda")
     parser.add_argument(
         "--cache-dir",
         default=None,
@@ -539,8 +603,71 @@ def main(argv: list[str] | None = None) -> int:
         "(needs the tensorboard extra)",
     )
     args = parser.parse_args(argv)
+    argcheck.data_source(args)
+    argcheck.seed("--seed", args.seed)
+    if args.parts not in (None, "gt", "none"):
+        argcheck.input_file("--parts", args.parts, "pass gt, none or a part-box CSV file")
+    argcheck.output_folder("--output-dir", args.output_dir)
+    if args.name is not None:
+        argcheck.name_part("--name", args.name)
+    argcheck.device("--device", args.device)
+    if args.cache_dir is not None:
+        fix = f"pass a folder (or leave it out for {default_cache_dir()})"
+        argcheck.output_folder("--cache-dir", args.cache_dir, fix)
+    if args.tensorboard is not None:
+        argcheck.output_folder("--tensorboard", args.tensorboard)
+    return args
+
+
+def _refuse_unused_parts(args: argparse.Namespace, cfg: TrainConfig) -> None:
+    """Refuse ``--parts`` (given) when no part branch trains; then default it to ``gt``."""
+    if args.parts not in (None, "none") and not active_parts(cfg):
+        raise argcheck.OptionError(
+            "--parts",
+            args.parts,
+            "applies only when a part branch trains, and every lambda_p is 0",
+            "leave --parts out",
+        )
+    args.parts = args.parts or "gt"
+
+
+def _kept_after_interrupt(root: Path, name: str | None, since: float) -> str:
+    """What an interrupted ``prreid train`` kept: the newest checkpoint written since ``since``."""
+    fresh = []
+    for path in root.glob(f"{name or 'run'}-*/{runs.CHECKPOINT}"):
+        try:
+            if path.stat().st_mtime >= since:
+                fresh.append(path)
+        except OSError:
+            continue
+    if not fresh:
+        return (
+            "no epoch finished, so no new checkpoint was kept; run the same command again "
+            "(a run interrupted earlier resumes from its last checkpoint)"
+        )
+    run_dir = max(fresh, key=lambda p: p.stat().st_mtime).parent
+    try:
+        epoch = len(pd.read_csv(run_dir / runs.METRICS_CSV))
+    except (OSError, ValueError):
+        epoch = None
+    which = f"the checkpoint of epoch {epoch}" if epoch else "the last checkpoint"
+    return f"{which} in {run_dir} was kept; run the same command again to resume"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: ``python -m prreid_lib.train --profile quick --set lambda_p.window=0 ...``.
+
+    Trains (or reuses) one run of the profile's :class:`TrainConfig` with the
+    overrides, under ``--output-dir``, and prints its folder and last epoch.
+    Works unchanged under ``torchrun --nproc-per-node N``.
+    """
+    from prreid_lib.config import get_profile
+
+    args = parse_args(argv)
     profile = get_profile(args.profile)
     cfg, options = apply_overrides(profile.train, recipe_options(profile.train), args.set)
+    _refuse_unused_parts(args, cfg)
+    since = time.time()
     started = dist.init_from_env(args.device)
     writer = None
     try:
@@ -577,6 +704,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"run {result.run_dir} ({state}); last epoch: "
                 + ", ".join(f"{k} {v:.4g}" for k, v in last.items())
             )
+    except KeyboardInterrupt:
+        kept = _kept_after_interrupt(Path(args.output_dir), args.name, since)
+        raise argcheck.Interrupted(kept) from None
     finally:
         if writer is not None:
             writer.close()

@@ -1,7 +1,9 @@
 """Standard figures: image grids with part boxes, near-duplicate groups.
 
 Functions return matplotlib figures; notebooks display them. Part colours are
-fixed across the book so a reader learns them once.
+fixed across the book so a reader learns them once. Images are drawn as a
+viewer shows them (:func:`prreid_lib.images.shown_rgb`: EXIF orientation
+applied), the frame part boxes are measured in.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
-from PIL import Image
+
+from prreid_lib.images import shown_rgb
 
 PART_COLOURS: dict[str, str] = {
     "window": "#1f77b4",
@@ -76,7 +79,7 @@ def image_grid(
         if k >= n or not paths[k]:
             continue
         path = str(paths[k])
-        ax.imshow(np.asarray(Image.open(path).convert("RGB")))
+        ax.imshow(np.asarray(shown_rgb(path)))
         if by_path is not None and path in by_path.groups:
             draw_part_boxes(ax, by_path.get_group(path))
         if titles is not None:
@@ -152,7 +155,7 @@ def rank_list_figure(
             for j in range(k)
         ]
         for ax, (path, colour, title) in zip(axes[i], cells, strict=True):
-            ax.imshow(np.asarray(Image.open(path).convert("RGB")))
+            ax.imshow(np.asarray(shown_rgb(path)))
             ax.set_xticks([])
             ax.set_yticks([])
             for spine in ax.spines.values():

@@ -28,6 +28,7 @@ import yaml
 from prreid_lib.cache import tree_digest
 from prreid_lib.config import PART_NAMES
 from prreid_lib.errors import PrreidError
+from prreid_lib.paths import yaml_data_root
 
 __all__ = [
     "FONT_NAMES",
@@ -153,7 +154,10 @@ def prepare_dataset(
     writable (ultralytics caches labels next to it) is mirrored by links. The
     content key (:func:`prreid_lib.cache.tree_digest`) hashes every image and
     label file by its name relative to the data set and its bytes, so a copied
-    data set trains the same detector run.
+    data set trains the same detector run. The ``path`` of ``data_yaml`` is relative
+    to its own folder (none: that folder); the ``data.yaml`` written for ultralytics
+    names the folder absolutely, since ultralytics reads a relative ``path``
+    against the working directory.
     """
     from prreid_lib.annotate import labels_dir_for, validate
     from prreid_lib.datasets.errors import DatasetFormatError
@@ -162,6 +166,11 @@ def prepare_dataset(
     if not data_yaml.is_file():
         raise FileNotFoundError(f"part dataset {data_yaml} does not exist; expected a data.yaml")
     cfg = yaml.safe_load(data_yaml.read_text())
+    if not isinstance(cfg, dict):
+        raise ValueError(
+            f"{data_yaml}: expected a YOLO data.yaml mapping (train, val, names), found "
+            f"{type(cfg).__name__}; write it as ultralytics documents"
+        )
     names = cfg.get("names")
     names = [names[k] for k in sorted(names)] if isinstance(names, dict) else list(names or [])
     if names != list(PART_NAMES):
@@ -169,8 +178,7 @@ def prepare_dataset(
             f"{data_yaml}: names must be {dict(enumerate(PART_NAMES))}, found {names}; "
             "relabel the classes in that order"
         )
-    base = Path(cfg.get("path") or data_yaml.parent)
-    base = (base if base.is_absolute() else data_yaml.parent / base).resolve()
+    base = yaml_data_root(data_yaml, cfg.get("path"))  # relative: to the yaml's folder
     splits = {k: cfg[k] for k in ("train", "val", "test") if cfg.get(k)}
     problems = validate(data_yaml, raise_errors=False)
     bad = problems[problems["rule"] != "missing_label"]

@@ -30,13 +30,16 @@ PACKAGE = Path(__file__).resolve().parent.parent / "prreid_lib"
 RANK: dict[str, int] = {
     # 0: leaves
     "prreid_lib": 0,
+    "prreid_lib.argcheck": 0,
     "prreid_lib.book_timing": 0,
     "prreid_lib.cache": 0,
     "prreid_lib.config": 0,
     "prreid_lib.distributed": 0,
     "prreid_lib.errors": 0,
     "prreid_lib.imagenet": 0,
+    "prreid_lib.images": 0,
     "prreid_lib.paper_tables": 0,
+    "prreid_lib.paths": 0,
     "prreid_lib.reranking": 0,
     "prreid_lib.results": 0,
     "prreid_lib.seeding": 0,
@@ -67,6 +70,7 @@ RANK: dict[str, int] = {
     "prreid_lib.studies": 3,
     # 4: entry points
     "prreid_lib.chapters": 4,
+    "prreid_lib.chapter_parameters": 4,
     "prreid_lib.cli": 4,
 }
 """Rank of every module; a subpackage's modules take the rank of the subpackage."""

@@ -39,14 +39,17 @@ def test_synth_refuses_folders_it_did_not_write(tmp_path: Path, sub: str) -> Non
 def test_synth_replaces_what_it_wrote_and_keeps_the_rest(tmp_path: Path) -> None:
     S.generate_synthveh(TINY_SYNTH, tmp_path, seed=0, workers=1)
     (tmp_path / "notes.txt").write_text("mine")
-    stale = tmp_path / "VeRi-776" / "stale.txt"
-    stale.write_text("old")
+    added = tmp_path / "VeRi-776" / "added.txt"  # the user's, inside a data-set folder
+    added.write_text("old")
+    replaced = tmp_path / "VeRi-776" / "gt_index.txt"
+    replaced.write_text("edited")  # prreid's: replaced
     S.generate_synthveh(TINY_SYNTH, tmp_path, seed=1, workers=1)
-    assert not stale.exists() and (tmp_path / "notes.txt").read_text() == "mine"
+    assert added.read_text() == "old" and (tmp_path / "notes.txt").read_text() == "mine"
+    assert replaced.read_text() != "edited"
     assert '"seed": 1' in (tmp_path / "synthveh.json").read_text()
     assert not list(tmp_path.glob(".synthveh.tmp-*"))
     yaml = (tmp_path / "parts" / "data.yaml").read_text().splitlines()[0]
-    assert yaml == f"path: {tmp_path / 'parts'}"
+    assert yaml == "train: images/train"  # no `path`: its own folder, never the temporary one
 
 
 def test_ensure_refuses_a_foreign_root(tmp_path: Path) -> None:
@@ -502,9 +505,14 @@ def test_cli_evaluate_names_missing_veri_files(veri_without_optional_files, monk
     _fake_features(monkeypatch)
     monkeypatch.setattr(runs, "load_trained", lambda *a, **k: None)
     root = veri_without_optional_files.resolve()
+    run = root.parent / "run"  # --run must be a run folder (holds model.pt) when parsed
+    run.mkdir()
+    (run / "model.pt").write_bytes(b"")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the CLI says it in its own lines, not a warning
-        code = main(["evaluate", "--run", "r", "--data-root", str(root), "--dataset", "veri776"])
+        code = main(
+            ["evaluate", "--run", str(run), "--data-root", str(root), "--dataset", "veri776"]
+        )
     assert code == 0
     captured = capsys.readouterr()
     lines = captured.err.splitlines()

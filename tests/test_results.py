@@ -76,6 +76,10 @@ def test_cli_archive(tmp_path, capsys):
     build, results = tmp_path / "runs", tmp_path / "results"
     args = ["archive", "--profile", "paper", "--output-dir", str(build), "--results", str(results)]
     assert cli.main(args) == 2  # nothing to archive: a clear message, no traceback
+    err = capsys.readouterr().err  # no build folder: the option is named
+    assert f"--output-dir {build}: not found" in err and err.count("\n") == 1
+    build.mkdir()
+    assert cli.main(args) == 2  # an empty build: nothing to archive
     assert "no result tables" in capsys.readouterr().err
     save_table(_table(0.5), build, "ch06_ablation")
     assert cli.main(args) == 0

@@ -74,8 +74,7 @@ def test_layouts_exist_with_profile_sizes(smoke_root: Path) -> None:
     assert all(len(p.stem) == 7 for p in (vid / "image").iterdir())
     assert len(list((parts / "images/train").glob("*.jpg"))) == cfg.n_annotated
     assert len(list((parts / "images/val").glob("*.jpg"))) == cfg.n_part_val
-    assert _lines(parts / "data.yaml") == [
-        f"path: {parts}",
+    assert _lines(parts / "data.yaml") == [  # no `path`: relative to its own folder
         "train: images/train",
         "val: images/val",
         "names:",
@@ -285,4 +284,4 @@ def test_ensure_reuses_and_regenerates(tmp_path: Path, monkeypatch) -> None:
     S.ensure_synthveh(other, seed=0, workers=1)  # config changed -> regenerate
     assert calls == [1, 1]
     assert '"cue_strength": 1.0' in (root / "synthveh.json").read_text()
-    assert _lines(root / "parts" / "data.yaml")[0] == f"path: {root / 'parts'}"
+    assert _lines(root / "parts" / "data.yaml")[0] == "train: images/train"  # no `path`

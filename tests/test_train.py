@@ -33,18 +33,23 @@ TINY = TrainConfig(arch="resnet18", input_size=32, feat_dim=32, epochs=1, batch_
 
 
 def make_tiny_vehicleid(root: Path, n_ids: int = 6, per_id: int = 4, size: int = 40):
-    """A VehicleID-layout folder of noisy coloured images + a part-box table (pixels)."""
+    """A VehicleID-layout folder of noisy coloured images + a part-box table (pixels).
+
+    The test list holds three more vehicles, unseen in training."""
     (root / "image").mkdir(parents=True)
     (root / "train_test_split").mkdir()
     rng = np.random.default_rng(0)
-    rows, boxes = [], []
-    for pid in range(n_ids):
+    rows, boxes, test = [], [], []
+    for pid in range(n_ids + 3):
         colour = rng.integers(0, 256, 3)
         for k in range(per_id):
             name = f"{pid * per_id + k:07d}"
             img = np.clip(colour + rng.normal(0, 25, (size, size, 3)), 0, 255).astype(np.uint8)
             path = root / "image" / f"{name}.jpg"
             Image.fromarray(img).save(path)
+            if pid >= n_ids:
+                test.append(f"{name} {10 + pid}\n")
+                continue
             rows.append({"path": str(path), "name": name, "pid": 10 + pid})
             parts = {"window": [(8, 4, 32, 16)], "light": [(2, 22, 12, 38), (28, 22, 38, 38)]}
             if k:  # the first image of every vehicle has no brand box
@@ -56,7 +61,7 @@ def make_tiny_vehicleid(root: Path, n_ids: int = 6, per_id: int = 4, size: int =
     frame = pd.DataFrame(rows)
     lines = "".join(f"{r.name} {r.pid}\n" for r in frame.itertuples())
     (root / "train_test_split" / "train_list.txt").write_text(lines)
-    (root / "train_test_split" / "test_list_800.txt").write_text(lines)
+    (root / "train_test_split" / "test_list_800.txt").write_text("".join(test))
     return frame[["path", "pid"]], pd.DataFrame(boxes)
 
 

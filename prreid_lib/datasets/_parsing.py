@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from prreid_lib.datasets.errors import DatasetFormatError
+from prreid_lib.paths import canonical_path, canonical_paths
 
 MAX_LISTED = 5
 """How many offending items (paths, names) an error message lists before '...'."""
@@ -36,24 +37,33 @@ def find_dataset_root(
 
     Users may pass either the data set's own folder (e.g. ``VehicleID_V1.0``) or
     the folder above it; ``subdirs`` lists the usual names of the data set's
-    own folder. A missing root, or one holding neither, raises
-    :class:`DatasetFormatError` that lists what the folder does contain.
+    own folder. The folder comes back canonical
+    (:func:`prreid_lib.paths.canonical_path`: a relative root, ``..`` or a link
+    name the same folder as its resolved path). A missing root, or one holding
+    neither, raises :class:`DatasetFormatError` that lists what the folder does
+    contain.
     """
     root = Path(root).expanduser()
     if not root.is_dir():
         found = "a file, not a folder" if root.exists() else "nothing (the path does not exist)"
         raise DatasetFormatError(root, f"the {dataset} root folder", found, fix)
     if (root / marker).exists():
-        return root.resolve()
+        return canonical_path(root)
     for sub in subdirs:
         if (root / sub / marker).exists():
-            return (root / sub).resolve()
+            return canonical_path(root / sub)
     entries = sorted(p.name for p in root.iterdir())
     found = f"entries [{short_list(entries, 10)}]" if entries else "an empty folder"
     candidates = " or ".join(f"{sub}/{marker}" for sub in subdirs)
     raise DatasetFormatError(
         root, f"a {dataset} folder holding {marker} (or {candidates})", found, fix
     )
+
+
+def image_paths(folder: Path, names: Iterable[str]) -> list[str]:
+    """The canonical paths of the images ``names`` in ``folder``
+    (:func:`prreid_lib.paths.canonical_paths`): the keys part boxes are joined on."""
+    return canonical_paths(folder / name for name in names)
 
 
 def require_file(path: Path, what: str, fix: str) -> Path:
@@ -170,3 +180,74 @@ def decode_xml(path: Path, fix: str) -> str:
             fix,
             line=data[: err.start].count(b"\n") + 1,
         ) from None
+
+
+def require_entries(path: Path, count: int, what: str, fix: str) -> None:
+    """Raise :class:`DatasetFormatError` naming ``path`` when its list has no entries.
+
+    An empty training, test or query list would train on nothing or score nothing.
+    """
+    if count == 0:
+        raise DatasetFormatError(path, f"at least one {what}", "an empty list (no entries)", fix)
+
+
+def refuse_repeats(path: Path, entries: Sequence[tuple[int, object]], what: str, fix: str) -> None:
+    """Raise unless every key of ``entries`` (``(line, key)`` pairs of ``path``) occurs once.
+
+    The error is on the first repeated line and names each repeated key with
+    its repeated and first line (a test image listed twice is its own gallery
+    match and inflates the scores).
+    """
+    first: dict[object, int] = {}
+    repeats: list[str] = []
+    at: int | None = None
+    for line, key in entries:
+        if key in first:
+            repeats.append(f"{key} on line {line} (first on line {first[key]})")
+            at = line if at is None else at
+        else:
+            first[key] = line
+    if repeats:
+        raise DatasetFormatError(
+            path,
+            f"each {what} listed once",
+            f"{len(repeats)} repeated: {short_list(repeats)}",
+            fix,
+            line=at,
+        )
+
+
+def refuse_shared(
+    reference: tuple[Path, Sequence[tuple[int, object]]],
+    listed: tuple[Path, Sequence[tuple[int, object]]],
+    expected: str,
+    label: str,
+    fix: str,
+) -> None:
+    """Raise when a key of ``listed`` also occurs in ``reference`` (``(path, [(line, key)])``).
+
+    For test lists that must share no image or identity with the training
+    list. The error is on the first shared line of ``listed``'s file and
+    names each shared key (``label``, e.g. "vehicle") with its line in both files.
+    """
+    ref_path, ref_entries = reference
+    path, entries = listed
+    ref_line: dict[object, int] = {}
+    for line, key in ref_entries:
+        ref_line.setdefault(key, line)
+    shared: dict[object, int] = {}
+    for line, key in entries:
+        if key in ref_line:
+            shared.setdefault(key, line)
+    if shared:
+        items = [
+            f"{label} {key} (line {line}; {ref_path.name} line {ref_line[key]})"
+            for key, line in shared.items()
+        ]
+        raise DatasetFormatError(
+            path,
+            f"{expected} (none listed in {ref_path})",
+            f"{len(items)} shared: {short_list(items)}",
+            fix,
+            line=min(shared.values()),
+        )

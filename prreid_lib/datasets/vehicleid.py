@@ -24,8 +24,12 @@ import pandas as pd
 
 from prreid_lib.datasets._parsing import (
     find_dataset_root,
+    image_paths,
     parse_int,
     read_lines,
+    refuse_repeats,
+    refuse_shared,
+    require_entries,
     require_file,
     require_images,
     split_fields,
@@ -122,14 +126,58 @@ def read_vehicleid_list(path: str | Path) -> pd.DataFrame:
     and an integer vehicle id; anything else raises
     :class:`DatasetFormatError` with the line number.
     """
-    path = Path(path)
+    return _read_list(Path(path))[0]
+
+
+def _read_list(path: Path) -> tuple[pd.DataFrame, list[int]]:
+    """:func:`read_vehicleid_list` and the file's line number of each row."""
     fix = _FIX_ARCHIVE.format(path.name)
-    names, pids = [], []
+    names, pids, lines = [], [], []
     for lineno, text in read_lines(path, "image/vehicle-id pairs"):
         image, vid = split_fields(path, lineno, text, 2, "image name, vehicle id", fix)
         names.append(image if image.lower().endswith(".jpg") else f"{image}.jpg")
         pids.append(parse_int(vid, path, lineno, "vehicle id", fix))
-    return pd.DataFrame({"name": names, "pid": pd.Series(pids, dtype="int64")})
+        lines.append(lineno)
+    return pd.DataFrame({"name": names, "pid": pd.Series(pids, dtype="int64")}), lines
+
+
+def check_split_lists(
+    train_path: Path,
+    train: pd.DataFrame,
+    train_lines: list[int],
+    test_path: Path,
+    test: pd.DataFrame,
+    test_lines: list[int],
+) -> None:
+    """Refuse lists that void the VehicleID protocol, naming the file and lines at fault.
+
+    Each list must have entries and list every image once (a repeated test
+    image would be drawn as its own gallery match); the test list may share
+    no image and no vehicle with the training list (a model is tested on
+    vehicles it never saw).
+    """
+    fix_empty = "restore the list from the official VehicleID archive (or regenerate SynthVeh)"
+    fix_repeat = (
+        "delete the repeated lines (or restore the list from the official VehicleID archive)"
+    )
+    entries = {}
+    for path, frame, lines in ((train_path, train, train_lines), (test_path, test, test_lines)):
+        require_entries(path, len(frame), "'image vehicle-id' line", fix_empty)
+        names = list(zip(lines, frame["name"], strict=True))
+        refuse_repeats(path, names, "image", fix_repeat)
+        entries[path] = (names, list(zip(lines, frame["pid"].tolist(), strict=True)))
+    fix_leak = (
+        f"remove the training images and vehicles from {test_path.name}, or restore both "
+        "lists from the official VehicleID archive; test vehicles must be unseen in training"
+    )
+    for kind, label, index in (("images", "image", 0), ("vehicles", "vehicle", 1)):
+        refuse_shared(
+            (train_path, entries[train_path][index]),
+            (test_path, entries[test_path][index]),
+            f"test {kind} that are not training {kind}",
+            label,
+            fix_leak,
+        )
 
 
 def read_vehicleid_attribute(path: str | Path) -> tuple[dict[int, int], list[dict]]:
@@ -165,7 +213,7 @@ def _with_paths_and_attributes(
     frame: pd.DataFrame, base: Path, attributes: dict[str, dict[int, int]]
 ) -> pd.DataFrame:
     """Add the absolute ``path`` and the nullable attribute columns to a list's frame."""
-    frame.insert(0, "path", [str(base / "image" / n) for n in frame["name"]])
+    frame.insert(0, "path", image_paths(base / "image", frame["name"]))
     for column in _ATTRIBUTES:
         frame[column] = frame["pid"].map(attributes[column]).astype("Int64")
     return frame
@@ -180,7 +228,8 @@ def load_vehicleid(root: str | Path, test_size: int = 800, check_images: bool = 
     13164 in the real set; SynthVeh keeps the names 800/1600/2400 for its
     scaled lists). Missing attribute files leave <NA> attributes;
     ``check_images`` verifies that every listed image exists. Any format
-    problem raises :class:`DatasetFormatError` naming the file, line and fix.
+    problem raises :class:`DatasetFormatError` naming the file, line and fix,
+    and so do lists that void the protocol (:func:`check_split_lists`).
     """
     base = find_dataset_root(root, "train_test_split", VEHICLEID_SUBDIRS, "VehicleID", _FIX_ROOT)
     split_dir = base / "train_test_split"
@@ -204,8 +253,11 @@ def load_vehicleid(root: str | Path, test_size: int = 800, check_images: bool = 
         path = base / "attribute" / file_name
         attributes[column], found = read_vehicleid_attribute(path) if path.is_file() else ({}, [])
         conflicts += found
-    train = _with_paths_and_attributes(read_vehicleid_list(train_path), base, attributes)
-    test = _with_paths_and_attributes(read_vehicleid_list(test_path), base, attributes)
+    train, train_lines = _read_list(train_path)
+    test, test_lines = _read_list(test_path)
+    check_split_lists(train_path, train, train_lines, test_path, test, test_lines)
+    train = _with_paths_and_attributes(train, base, attributes)
+    test = _with_paths_and_attributes(test, base, attributes)
     if check_images:
         names = list(dict.fromkeys([*train["name"], *test["name"]]))
         require_images(base / "image", names, "VehicleID")

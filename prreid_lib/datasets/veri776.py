@@ -40,8 +40,12 @@ import pandas as pd
 from prreid_lib.datasets._parsing import (
     decode_xml,
     find_dataset_root,
+    image_paths,
     parse_int,
     read_lines,
+    refuse_repeats,
+    refuse_shared,
+    require_entries,
     require_file,
     require_images,
     short_list,
@@ -173,14 +177,21 @@ def _split_frame(
     label_path: Path,
     labels: dict[str, dict[str, int | None]],
     check: bool,
-) -> pd.DataFrame:
-    """One split's DataFrame from its name list, its XML labels and its image folder."""
+) -> tuple[pd.DataFrame, list[tuple[int, int]]]:
+    """One split's DataFrame from its name list, its XML labels and its image folder.
+
+    Also returns ``(line, pid)`` of every listed image. An empty list, or one
+    that names an image twice, is refused with the file and lines.
+    """
     list_path = require_file(
         root / list_name, f"the {split} image list {list_name}", _FIX_ARCHIVE.format(list_name)
     )
     fix = _FIX_ARCHIVE.format(list_name)
-    rows, seen, unlabelled = [], {}, []
-    for lineno, name in read_lines(list_path, "image names"):
+    listed = read_lines(list_path, "image names")
+    require_entries(list_path, len(listed), "image name", fix)
+    refuse_repeats(list_path, listed, "image", f"delete the repeated lines, or {fix}")
+    rows, seen, unlabelled, pids = [], {}, [], []
+    for lineno, name in listed:
         match = NAME_RE.match(name)
         if match is None:
             raise DatasetFormatError(
@@ -190,15 +201,8 @@ def _split_frame(
                 fix,
                 line=lineno,
             )
-        if name in seen:
-            raise DatasetFormatError(
-                list_path,
-                f"each image once (first on line {seen[name]})",
-                f"{name} again",
-                fix,
-                line=lineno,
-            )
         seen[name] = lineno
+        pids.append((lineno, int(match.group(1))))
         label = labels.get(name)
         if label is None:
             unlabelled.append(f"{name} ({list_name} line {lineno})")
@@ -214,7 +218,7 @@ def _split_frame(
             )
         rows.append(
             {
-                "path": str(root / split / name),
+                "path": name,
                 "name": name,
                 "pid": pid,
                 "camid": cam,
@@ -234,13 +238,34 @@ def _split_frame(
     frame = pd.DataFrame(
         rows, columns=["path", "name", "pid", "camid", "frame", *_OPTIONAL_LABELS.values()]
     )
+    frame["path"] = image_paths(root / split, frame["name"])
     frame = frame.astype({"pid": "int64", "camid": "int64", "frame": "int64"})
     for column in _OPTIONAL_LABELS.values():
         if frame[column].isna().all():
             frame = frame.drop(columns=column)
         else:
             frame[column] = frame[column].astype("Int64")
-    return frame
+    return frame, pids
+
+
+def _refuse_training_vehicles(base: Path, pids: dict[str, list[tuple[int, int]]]) -> None:
+    """Refuse query or test images of vehicles that are also training vehicles.
+
+    The VeRi-776 protocol tests on vehicles unseen in training; a shared
+    vehicle scores what the model memorised. A query image that is also a
+    gallery image is the protocol itself (its gallery copy is junk: same
+    vehicle, same camera) and stays allowed.
+    """
+    train = (base / "name_train.txt", pids["name_train.txt"])
+    for list_name in ("name_query.txt", "name_test.txt"):
+        refuse_shared(
+            train,
+            (base / list_name, pids[list_name]),
+            "test vehicles that are not training vehicles",
+            "vehicle",
+            f"remove the training vehicles' images from {list_name}, or "
+            + _FIX_ARCHIVE.format(f"{list_name} and name_train.txt"),
+        )
 
 
 def read_veri_index(
@@ -369,7 +394,9 @@ def load_veri776(root: str | Path, check_images: bool = True) -> VeRi776:
     data set in ``VeRi/`` or ``VeRi-776/``). pids and camera ids stay the data
     set's own integers (training code relabels). ``check_images`` verifies that
     every listed image exists. Any format problem raises
-    :class:`DatasetFormatError` naming the file, line and fix.
+    :class:`DatasetFormatError` naming the file, line and fix, and so do lists
+    that void the protocol: an empty list, an image listed twice in one list,
+    a query or test vehicle that is also a training vehicle.
     """
     base = find_dataset_root(root, "name_train.txt", VERI_SUBDIRS, "VeRi-776", _FIX_ROOT)
     labels = {}
@@ -378,14 +405,17 @@ def load_veri776(root: str | Path, check_images: bool = True) -> VeRi776:
             base / xml_name, f"the label file {xml_name}", _FIX_ARCHIVE.format(xml_name)
         )
         labels[xml_name] = (xml_path, read_veri_labels(xml_path))
-    splits = {}
+    splits, pids = {}, {}
     for split, list_name, xml_name in (
         ("image_train", "name_train.txt", "train_label.xml"),
         ("image_query", "name_query.txt", "test_label.xml"),
         ("image_test", "name_test.txt", "test_label.xml"),
     ):
         xml_path, xml_labels = labels[xml_name]
-        splits[split] = _split_frame(base, split, list_name, xml_path, xml_labels, check_images)
+        splits[split], pids[list_name] = _split_frame(
+            base, split, list_name, xml_path, xml_labels, check_images
+        )
+    _refuse_training_vehicles(base, pids)
     query, gallery = splits["image_query"], splits["image_test"]
 
     track_path = base / "test_track.txt"

@@ -15,6 +15,7 @@ y1, x2, y2, img_w, img_h, score, imputed``) become normalised boxes
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,13 +23,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
 
 from prreid_lib.cache import atomic_path, atomic_write, config_digest, files_digest
 from prreid_lib.config import PART_NAMES
 from prreid_lib.datasets.errors import DatasetFormatError
+from prreid_lib.images import ImageFileError, UndecodableImageError, decode_rgb
+from prreid_lib.paths import canonical_paths
 
-CACHE_VERSION = "2"
+CACHE_VERSION = "3"
+"""Version of the decoded-image cache (3: full-resolution JPEG decode, EXIF orientation,
+16-bit and transparent images as :mod:`prreid_lib.images` shows them)."""
 MAX_SLOTS = 2
 """Boxes kept per part and image (two lights)."""
 DECODE_CHUNK = 256
@@ -40,53 +44,30 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("PRREID_CACHE_DIR", Path.home() / ".cache" / "prreid"))
 
 
-_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"BM", b"GIF8", b"II*\x00", b"MM\x00*")
-
-
-def _has_image_signature(path: str) -> bool:
-    """Whether the file starts like an image PIL decodes without plugins.
-
-    Checked before ``Image.open``, so a text or empty file never reaches a
-    plugin loader that another library may have hooked into PIL (ultralytics
-    retries unidentified files through an optional HEIF package).
-    """
-    with open(path, "rb") as handle:
-        head = handle.read(12)
-    return head.startswith(_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
-
-
 def decode_image(path: str, size: int) -> tuple[np.ndarray, tuple[int, int]]:
-    """One image -> (3, size, size) uint8 and its original (width, height).
+    """One image -> (3, size, size) uint8 and its (width, height) as a viewer shows it.
 
-    A file that is not an image, or is cut short, raises
-    :class:`~prreid_lib.datasets.errors.DatasetFormatError` naming it.
+    Decoded by :func:`prreid_lib.images.decode_rgb` (full-resolution decode,
+    EXIF orientation, 8-bit RGB, Pillow's bilinear resize). A file that is not
+    an image, is cut short, or is over :data:`prreid_lib.images.MAX_PIXELS`
+    raises :class:`~prreid_lib.datasets.errors.DatasetFormatError` naming it.
     """
     try:
-        if not _has_image_signature(path):
-            raise ValueError("not an image file (no JPEG, PNG, BMP, GIF, WebP or TIFF signature)")
-        with Image.open(path) as im:
-            original = im.size
-            im.draft("RGB", (size, size))  # JPEG: decode at a reduced scale when possible
-            rgb = im.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
-            return np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1), original
-    except FileNotFoundError:
-        raise
-    except (OSError, ValueError, SyntaxError, ImportError) as err:  # "not decodable"
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise DatasetFormatError(
-            path,
-            "an image file (JPEG or PNG) that decodes completely",
-            f"{reason[:160]}",
-            "regenerate the image or remove it from the list",
-        ) from None
+        return decode_rgb(path, size)
+    except ImageFileError as err:
+        fix = err.fix
+        if not isinstance(err, UndecodableImageError):
+            fix = f"{fix}, or remove it from the list"
+        raise DatasetFormatError(err.path, err.expected, err.found, fix) from None
 
 
 def decode_images(
     paths: Sequence[str], size: int, cache_dir: str | Path | None = None, workers: int = 4
 ) -> tuple[torch.Tensor, np.ndarray]:
-    """Decode ``paths`` into a uint8 tensor (N, 3, size, size) and original sizes (N, 2) (w, h).
+    """Decode ``paths`` (as :func:`decode_image`) into uint8 (N, 3, size, size) and sizes (N, 2).
 
-    With ``cache_dir`` the result is stored as ``<key>.npy`` / ``<key>.sizes.npy``
+    The sizes are each image's (width, height) as a viewer shows it. With
+    ``cache_dir`` the result is stored as ``<key>.npy`` / ``<key>.sizes.npy``
     (written atomically) and later calls with the same files and size memory-map
     it copy-on-write instead of decoding again. The images are decoded into that
     file a chunk at a time and the result is memory-mapped, so a set larger than
@@ -114,6 +95,7 @@ def decode_images(
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             list(pool.map(work, range(len(paths))))
         return torch.from_numpy(images), sizes
+    check_cache_room(len(paths), size, cache)
     created = not cache.exists()
     cache.mkdir(parents=True, exist_ok=True)
     try:
@@ -126,6 +108,36 @@ def decode_images(
             cache.rmdir()  # nothing cached from a failed decode
         raise
     return torch.from_numpy(np.load(img_file, mmap_mode="c")), sizes
+
+
+def check_cache_room(count: int, size: int, cache: Path) -> None:
+    """Refuse, before anything is created, a cache of ``count`` images that cannot fit.
+
+    The cache file takes ``count x 3 x size x size`` bytes; a ``cache`` that is
+    (or lies under) a file raises ``NotADirectoryError``, a disk with less free
+    space ``OSError``; both name the folder, the size and the fix.
+    """
+    fix = "pass another cache folder (prreid train --cache-dir, or PRREID_CACHE_DIR)"
+    found = next((p for p in (cache, *cache.parents) if p.exists() or p.is_symlink()), Path("."))
+    if not found.is_dir():
+        where = "" if found == cache else f" ({found} is not a folder)"
+        raise NotADirectoryError(f"image cache {cache} is not a folder{where}; {fix}")
+    need = count * 3 * size * size
+    free = shutil.disk_usage(found).free
+    if need > free:
+        raise OSError(
+            f"the image cache of {count} images at {size} x {size} px needs {_bytes(need)}, "
+            f"{cache} has {_bytes(free)} free; free disk space, {fix} on a larger disk, "
+            "or train at a smaller input_size"
+        )
+
+
+def _bytes(n: int) -> str:
+    """``n`` bytes in the largest unit that keeps a leading digit: 9.0 MiB, 1.8 TiB."""
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
 
 
 def _decode_to_file(
@@ -166,7 +178,8 @@ def boxes_to_tensors(
     ``image_sizes`` (N, 2) when the table lacks them) and clipped to [0, 1].
     Per image and part the highest-scoring boxes fill the slots (window and
     brand one slot, light two, ordered left to right); images without a row
-    for a part, and empty boxes, are invalid.
+    for a part, and empty boxes, are invalid. Table rows join ``paths`` by their
+    canonical path (:func:`prreid_lib.paths.canonical_paths`), however either is spelled.
     """
     need = {"path", "part", "x1", "y1", "x2", "y2"}
     if not need <= set(part_boxes.columns):
@@ -179,8 +192,9 @@ def boxes_to_tensors(
     boxes = np.zeros((n, n_parts, MAX_SLOTS, 4), dtype=np.float32)
     valid = np.zeros((n, n_parts, MAX_SLOTS), dtype=bool)
     table = part_boxes[part_boxes["part"].isin(parts)]
-    rows = pd.DataFrame({"path": [str(p) for p in paths], "row": np.arange(n)})
-    table = rows.merge(table.assign(path=table["path"].astype(str)), on="path")
+    # joined on canonical paths: a root reached via ``..`` or a link is the same image
+    rows = pd.DataFrame({"path": canonical_paths(paths), "row": np.arange(n)})
+    table = rows.merge(table.assign(path=canonical_paths(table["path"])), on="path")
     if len(table):
         score = table["score"] if "score" in table else pd.Series(1.0, index=table.index)
         table = table.assign(_score=score.fillna(1.0).to_numpy())

@@ -14,6 +14,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import yaml
+
 PARTS_COLUMNS = (
     "image",
     "part",
@@ -130,29 +132,30 @@ def yolo_lines(rows: Sequence[Sequence]) -> list[str]:
     return out
 
 
-def write_data_yaml(parts_root: Path, path_value: Path | None = None) -> None:
-    """``data.yaml`` of the YOLO part data set; ``path`` is absolute."""
-    p = Path(path_value if path_value is not None else parts_root).absolute()
-    write_lines(
-        parts_root / "data.yaml",
-        [
-            f"path: {p}",
-            "train: images/train",
-            "val: images/val",
-            "names:",
-            "  0: window",
-            "  1: light",
-            "  2: brand",
-        ],
-    )
+def data_yaml_spec() -> dict:
+    """The content of the part data set's ``data.yaml``. It has no ``path`` entry: the
+    ``train`` and ``val`` folders are relative to the yaml's own folder (for prreid's
+    readers and for ultralytics alike), so a copied or moved folder names itself."""
+    return {
+        "train": "images/train",
+        "val": "images/val",
+        "names": {YOLO_CLASSES[name]: name for name in YOLO_CLASSES},
+    }
 
 
-def read_yaml_path(parts_root: Path) -> str | None:
-    """The ``path:`` value of ``parts_root/data.yaml`` (None when missing)."""
-    f = parts_root / "data.yaml"
-    if not f.is_file():
-        return None
-    for line in f.read_text(encoding="utf-8").splitlines():
-        if line.startswith("path:"):
-            return line.split(":", 1)[1].strip()
-    return None
+def write_data_yaml(parts_root: Path) -> None:
+    """Write ``parts_root/data.yaml`` (:func:`data_yaml_spec`) with a YAML library."""
+    text = yaml.safe_dump(data_yaml_spec(), sort_keys=False, allow_unicode=True)
+    parts_root.mkdir(parents=True, exist_ok=True)
+    (parts_root / "data.yaml").write_text(text, encoding="utf-8")
+
+
+def data_yaml_is_current(parts_root: Path) -> bool:
+    """Whether ``parts_root/data.yaml`` reads as what :func:`write_data_yaml` writes (an
+    older one naming an absolute ``path``, a damaged or missing one: no)."""
+    try:
+        return yaml.safe_load((parts_root / "data.yaml").read_text(encoding="utf-8")) == (
+            data_yaml_spec()
+        )
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False

@@ -29,8 +29,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from prreid_lib.cache import atomic_write_text, read_json
 from prreid_lib.config import Profile, SynthConfig, get_profile
-from prreid_lib.synthveh.export import read_yaml_path, write_data_yaml
+from prreid_lib.paths import canonical_path, canonical_paths
+from prreid_lib.synthveh.export import data_yaml_is_current, write_data_yaml
 from prreid_lib.synthveh.plan import (
     DS_PRETRAIN,
     DS_VERI,
@@ -42,6 +44,22 @@ from prreid_lib.synthveh.plan import (
     plan_veri,
 )
 from prreid_lib.synthveh.scene import Camera, render_image, sample_scene
+from prreid_lib.synthveh.swap import (
+    MANIFEST,
+    Owned,
+    list_files,
+    listed_files,
+    locked,
+    make_temp,
+    own_entry,
+    pid_alive,
+    recover,
+    recover_locked,
+    release,
+    signals_deferred,
+    sigterm_as_interrupt,
+    swap_in,
+)
 from prreid_lib.synthveh.world import COLOURS, Identity, ModelSpec, sample_model
 
 FORMAT_VERSION = 3
@@ -156,74 +174,107 @@ def _run_jobs(jobs: list[tuple], ctx: dict, workers: int) -> list[list[tuple]]:
         _init_worker(ctx)
         return [_render_job(j) for j in jobs]
     method = "fork" if "fork" in get_all_start_methods() else "spawn"
-    with ProcessPoolExecutor(
+    ex = ProcessPoolExecutor(
         workers, mp_context=get_context(method), initializer=_init_worker, initargs=(ctx,)
-    ) as ex:
+    )
+    try:
         return list(ex.map(_render_job, jobs, chunksize=max(1, len(jobs) // (workers * 8))))
+    finally:  # on Ctrl-C or SIGTERM: drop the queued chunks, wait only for running ones
+        ex.shutdown(wait=True, cancel_futures=True)
 
 
 # ----------------------------------------------------------------------------- public API
 SUBFOLDERS = ("VeRi-776", "VehicleID", "parts", "pretrain")
 """The folders :func:`generate_synthveh` writes (and replaces) under its ``out`` folder."""
-MANIFEST = "synthveh.json"
+LAYOUT_NAMES = {
+    "VeRi-776": (
+        "image_train", "image_test", "image_query", "name_train.txt", "name_test.txt",
+        "name_query.txt", "train_label.xml", "test_label.xml", "gt_index.txt", "jk_index.txt",
+        "test_track.txt", "synthveh_parts.csv", "synthveh_identities.csv",
+    ),
+    "VehicleID": (
+        "image", "attribute", "train_test_split", "synthveh_parts.csv", "synthveh_identities.csv"
+    ),
+    "parts": ("images", "labels", "data.yaml", "synthveh_parts.csv"),
+    "pretrain": ("image", "image_list.txt", "synthveh_parts.csv", "synthveh_identities.csv"),
+}  # fmt: skip
+"""Top-level names of each folder: prreid's whole, for manifests written before file lists."""
 
 
 def generate_synthveh(
-    cfg: SynthConfig, out: Path, seed: int = 0, workers: int | None = None
+    cfg: SynthConfig,
+    out: Path,
+    seed: int = 0,
+    workers: int | None = None,
+    *,
+    profile: str | None = None,
+    keep_complete: bool = False,
 ) -> Path:
     """Render SynthVeh under ``out`` (``VeRi-776/``, ``VehicleID/``, ``parts/``) and return it.
 
     The folders follow the official VeRi-776 and VehicleID layouts and the
     ultralytics YOLO layout (plans and lists: :mod:`prreid_lib.synthveh.plan`),
-    each with ``synthveh_parts.csv``. They are rendered into a temporary folder
-    inside ``out`` and renamed into place, so an interrupted run leaves no half
-    data set. Copies of these folders already in ``out`` are replaced only when
-    ``out/synthveh.json`` shows that prreid wrote them; otherwise (folders that
-    someone else put there) this raises ``ValueError`` and deletes nothing.
-    ``workers`` processes render in parallel (default: the CPU count, at most
-    8); the files do not depend on it. ``synthveh.json`` (config, seed, format
-    version) is written last. Bad config values, a negative ``seed``, an
-    ``out`` that is a file or cannot be written raise ``ValueError`` naming the
-    field or path.
+    each with ``synthveh_parts.csv``. ``synthveh.json`` (config, seed, format
+    version and every file written) is the manifest. The data set is rendered
+    into a temporary folder inside ``out`` and swapped in
+    (:mod:`prreid_lib.synthveh.swap`): a second run replaces only the files the
+    manifest lists and keeps whatever else the user put in ``out`` or inside the
+    data-set folders; an interrupted or killed run leaves the previous data set
+    whole, and the next run rolls a killed swap back and removes the temporary
+    folders of dead processes. SIGTERM stops it like Ctrl-C. Data-set folders
+    without a prreid manifest raise ``ValueError`` and nothing is deleted; so
+    does a file of the user where the new data set writes one. ``workers``
+    processes render in parallel (default: the CPU count, at most 8); the files
+    do not depend on it. ``profile`` is recorded in the manifest; with
+    ``keep_complete`` a whole data set of the same config and seed that is in
+    ``out`` when the rendering ends (another process finished first) is kept.
+    Bad config values, a negative ``seed``, an ``out`` that is a file or cannot
+    be written raise ``ValueError`` naming the field or path.
     """
+    out = Path(out).absolute()
     validate_config(cfg)
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    out = Path(out).absolute()
-    _check_target(out)
-    tmp = out / f".synthveh.tmp-{os.getpid()}"
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        _render(cfg, tmp, seed, workers)
-        (out / MANIFEST).unlink(missing_ok=True)  # no manifest while the folders change
-        for sub in SUBFOLDERS:
-            target = out / sub
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
-            if (tmp / sub).exists():
-                (tmp / sub).rename(target)
-        write_data_yaml(out / "parts")
-        (out / MANIFEST).write_text(json.dumps(_manifest(cfg, seed), indent=1) + "\n")
+        with sigterm_as_interrupt():
+            _check_target(out)
+            out.mkdir(parents=True, exist_ok=True)
+            recover(out)
+            _check_target(out)
+            tmp = None
+            try:
+                with signals_deferred():  # a Ctrl-C now lands after tmp is known
+                    tmp = make_temp(out)
+                _render_new(cfg, tmp / "new", seed, workers, profile)
+                with locked(out):
+                    recover_locked(out)  # a swap killed while this one rendered
+                    if not (keep_complete and _is_complete(out, _manifest(cfg, seed))):
+                        _check_target(out)
+                        swap_in(out, tmp, SUBFOLDERS, _owned(out, tmp / "new"))
+            finally:
+                if tmp is not None:
+                    release(out, tmp)
     except OSError as err:
         raise ValueError(
             f"{out}: cannot write SynthVeh there ({err.strerror or err}); "
             "choose a writable folder with free disk space"
         ) from err
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def _render_new(
+    cfg: SynthConfig, new: Path, seed: int, workers: int | None, profile: str | None
+) -> None:
+    """Render the data set into ``new`` with its manifest, which lists every file."""
+    _render(cfg, new, seed, workers)
+    man = _manifest(cfg, seed, profile)
+    man["files"] = list_files(new, SUBFOLDERS)
+    atomic_write_text(new / MANIFEST, json.dumps(man, indent=1) + "\n")
 
 
 def _written_by_prreid(out: Path) -> bool:
     """Whether ``out/synthveh.json`` is a manifest that :func:`generate_synthveh` wrote."""
-    try:
-        man = json.loads((out / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return False
+    man = read_json(out / MANIFEST)
     return isinstance(man, dict) and {"format_version", "seed", "config"} <= set(man)
 
 
@@ -231,12 +282,36 @@ def _check_target(out: Path) -> None:
     """Refuse an ``out`` that is a file, or holds SynthVeh folders prreid did not write."""
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out} is a file, not a folder; choose a folder for SynthVeh")
-    present = [sub for sub in SUBFOLDERS if (out / sub).exists()]
+    present = [sub for sub in SUBFOLDERS if os.path.lexists(out / sub)]
+    odd = [sub for sub in present if (out / sub).is_symlink() or not (out / sub).is_dir()]
+    if odd:
+        raise ValueError(
+            f"{out / odd[0]} is a file or a link, not a folder that prreid wrote; "
+            f"move it out of {out} or choose another folder"
+        )
     if present and not _written_by_prreid(out):
         raise ValueError(
             f"{out} already holds {', '.join(present)} without the {MANIFEST} that prreid "
             "writes, so prreid did not write them; choose an empty folder or remove it yourself"
         )
+
+
+def _owned(out: Path, new: Path) -> dict[str, Owned]:
+    """What prreid wrote in each folder of ``out``, from its manifest's file lists (older
+    manifests: the layout's top-level names and those of the ``new`` tree, owned whole)."""
+    man = read_json(out / MANIFEST)
+    files = listed_files(man)
+    if files is not None:
+        return {sub: Owned(frozenset(map(str, files.get(sub, [])))) for sub in SUBFOLDERS}
+    config = man.get("config") if isinstance(man, dict) else None
+    had_pretrain = isinstance(config, dict) and bool(config.get("pretrain_ids"))
+    owned = {}
+    for sub in SUBFOLDERS:
+        names = set(LAYOUT_NAMES[sub])
+        if (new / sub).is_dir():
+            names |= {p.name for p in (new / sub).iterdir()}
+        owned[sub] = Owned(whole=frozenset(names if sub != "pretrain" or had_pretrain else ()))
+    return owned
 
 
 def _render(cfg: SynthConfig, out: Path, seed: int, workers: int | None) -> None:
@@ -286,11 +361,9 @@ def _manifest(cfg: SynthConfig, seed: int, profile: str | None = None) -> dict:
 
 
 def _is_complete(root: Path, want: dict) -> bool:
-    try:
-        have = json.loads((root / "synthveh.json").read_text())
-    except (OSError, ValueError):
-        return False
-    if any(have.get(k) != want[k] for k in ("format_version", "seed", "config")):
+    have = read_json(root / MANIFEST)
+    keys = ("format_version", "seed", "config")
+    if not isinstance(have, dict) or any(have.get(k) != want[k] for k in keys):
         return False
     return layouts_complete(root, pretrain=want["config"]["pretrain_ids"] > 0)
 
@@ -303,45 +376,57 @@ def ensure_synthveh(
     The default root is ``data/synthveh/<profile>-seed<seed>`` under the current
     directory. An existing root is reused when its ``synthveh.json`` matches
     (config, seed, format version) and its layouts are complete; otherwise the
-    data set is generated into a temporary sibling folder that is renamed into
-    place, so an interrupted run never leaves a half data set that looks complete.
-    A non-empty ``root`` without a prreid ``synthveh.json`` raises ``ValueError``
-    (nothing is deleted).
+    data set is generated in place as by :func:`generate_synthveh`: an interrupted
+    run never leaves a half data set, a killed one is rolled back by the next
+    run, and files of the user inside the root are kept. A non-empty ``root``
+    without a prreid ``synthveh.json`` raises ``ValueError`` (nothing is deleted).
     """
     prof = get_profile(profile) if isinstance(profile, str) else profile
     root = Path(root) if root is not None else Path("data/synthveh") / f"{prof.name}-seed{seed}"
     root = root.absolute()
     want = _manifest(prof.synth, seed)
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"{root} is a file, not a folder; choose a folder for SynthVeh")
+    try:
+        recover(root)
+        _remove_dead_siblings(root)
+    except OSError as err:
+        raise ValueError(
+            f"{root}: cannot clean up after an interrupted SynthVeh run ({err.strerror or err}); "
+            "make the folder writable and run again"
+        ) from err
     if not _is_complete(root, want):
-        if root.is_dir() and any(root.iterdir()) and not _written_by_prreid(root):
+        users = [p.name for p in root.iterdir() if not own_entry(p.name)] if root.is_dir() else []
+        if users and not _written_by_prreid(root):
             raise ValueError(
                 f"{root} is not empty and has no {MANIFEST}, so prreid did not write it; "
                 "choose an empty folder or remove it yourself"
             )
-        if root.exists() and not root.is_dir():
-            raise ValueError(f"{root} is a file, not a folder; choose a folder for SynthVeh")
-        root.parent.mkdir(parents=True, exist_ok=True)
-        tmp = root.parent / f".{root.name}.tmp-{os.getpid()}"
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        generate_synthveh(prof.synth, tmp, seed, workers)
-        man = _manifest(prof.synth, seed, prof.name)
-        (tmp / "synthveh.json").write_text(json.dumps(man, indent=1) + "\n")
-        if _is_complete(root, want):  # another process finished first
-            shutil.rmtree(tmp)
-        else:
-            if root.exists():
-                shutil.rmtree(root)
-            tmp.rename(root)
-    if read_yaml_path(root / "parts") != str(root / "parts"):
+        generate_synthveh(prof.synth, root, seed, workers, profile=prof.name, keep_complete=True)
+    if not data_yaml_is_current(root / "parts"):  # e.g. an older one naming a fixed folder
         write_data_yaml(root / "parts")
     return root
 
 
+def _remove_dead_siblings(root: Path) -> None:
+    """Remove ``.<root>.tmp-<pid>`` folders that earlier versions generated beside ``root``
+    when their process is dead and they hold only SynthVeh folders."""
+    if not root.parent.is_dir():
+        return
+    for tmp in root.parent.glob(f".{root.name}.tmp-*"):
+        pid = tmp.name.rpartition("-")[2]
+        if not pid.isdigit() or not tmp.is_dir() or tmp.is_symlink() or pid_alive(int(pid)):
+            continue
+        names = {p.name for p in tmp.iterdir()}
+        if all(n in SUBFOLDERS or n == MANIFEST or own_entry(n) for n in names):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def load_synthveh_parts(root: str | Path) -> pd.DataFrame:
     """Read ``root/synthveh_parts.csv`` (root: ``VeRi-776/``, ``VehicleID/`` or ``parts/``)
-    and add ``path``, the absolute image path, as the first column."""
-    root = Path(root).absolute()
+    and add ``path``, the canonical image path (:func:`prreid_lib.paths.canonical_paths`,
+    as the loaders give it), as the first column."""
+    root = canonical_path(root)
     f = root / "synthveh_parts.csv"
     if not f.is_file():
         raise FileNotFoundError(
@@ -351,5 +436,5 @@ def load_synthveh_parts(root: str | Path) -> pd.DataFrame:
     df = pd.read_csv(
         f, dtype={"side": str, "image": str, "part": str, "view": str}, keep_default_na=False
     )
-    df.insert(0, "path", [str(root / p) for p in df["image"]])
+    df.insert(0, "path", canonical_paths(root / p for p in df["image"]))
     return df
