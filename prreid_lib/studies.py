@@ -27,7 +27,9 @@ import pandas as pd
 from prreid_lib.cache import atomic_write_text, cached_json, config_digest
 from prreid_lib.config import PART_NAMES, Profile, TrainConfig, get_profile
 from prreid_lib.paper_tables import PAPER_LABEL
+from prreid_lib.paths import canonical_path, yaml_data_root
 from prreid_lib.runs import data_identity
+from prreid_lib.uncertainty import difference_from_value
 
 TEST_SET_NAMES = ("small", "medium", "large")
 """VehicleID test sets in the order of their (real) sizes 800, 1600, 2400."""
@@ -36,8 +38,9 @@ DETECTED_BOXES_FILE = Path("ch03") / "part_boxes.csv"
 """Where chapter 3 saves detected (and imputed) part boxes, relative to ``output_dir``."""
 MIN_DETECTED_COVERAGE = 0.9
 """``part_source="auto"`` uses detections only when they cover this share of training images."""
-EVALUATION_KEY_VERSION = "2"
-"""Version of :func:`evaluation_key` (2: keyed by image content, not by path)."""
+EVALUATION_KEY_VERSION = "3"
+"""Version of :func:`evaluation_key` (2: keyed by image content, not by path; 3: images
+decoded in full, without JPEG draft mode)."""
 
 BASELINE, FULL = "Baseline (w/o parts)", "Global+Light+Brand+Window"
 """The two models of the headline comparison (Table 4's first and last rows)."""
@@ -69,13 +72,16 @@ def resolve_data_root(
 ) -> Path:
     """The chapters' data folder: ``data_root``, or (``None``) the profile's SynthVeh of seed
     ``data_seed``, generated on first use
-    (:func:`prreid_lib.synthveh.generator.ensure_synthveh`)."""
+    (:func:`prreid_lib.synthveh.generator.ensure_synthveh`); canonical
+    (:func:`prreid_lib.paths.canonical_path`), as the loaders' image paths under it."""
     if data_root is not None:
-        return Path(data_root)
+        return canonical_path(data_root)
     from prreid_lib.synthveh import ensure_synthveh
 
-    return ensure_synthveh(
-        get_profile(profile) if isinstance(profile, str) else profile, seed=data_seed
+    return canonical_path(
+        ensure_synthveh(
+            get_profile(profile) if isinstance(profile, str) else profile, seed=data_seed
+        )
     )
 
 
@@ -110,7 +116,7 @@ def load_data_sets(root: str | Path) -> tuple[Any, Any]:
 def resolve_parts_yaml(root: str | Path, parts_yaml: str | Path | None = None) -> Path:
     """The part labels' YOLO ``data.yaml``: ``parts_yaml``, or ``<root>/parts/data.yaml``
     (SynthVeh's labelled subset). A missing file raises ``FileNotFoundError`` naming it."""
-    path = Path(parts_yaml) if parts_yaml else Path(root) / "parts" / "data.yaml"
+    path = canonical_path(parts_yaml if parts_yaml else Path(root) / "parts" / "data.yaml")
     if not path.is_file():
         raise FileNotFoundError(
             f"no part labels at {path}: label about 500 images (window, light, brand) in YOLO "
@@ -122,12 +128,18 @@ def resolve_parts_yaml(root: str | Path, parts_yaml: str | Path | None = None) -
 
 def parts_spec(parts_yaml: str | Path) -> tuple[dict[str, Any], Path]:
     """A part labels' ``data.yaml`` as a dict, and the folder its ``train`` and ``val``
-    paths are relative to (its ``path`` entry, else the yaml's folder)."""
+    paths are relative to: its ``path`` entry, relative to the yaml's own folder, else
+    that folder (:func:`prreid_lib.paths.yaml_data_root`); canonical."""
     import yaml
 
     parts_yaml = Path(parts_yaml)
     spec = yaml.safe_load(parts_yaml.read_text())
-    return spec, Path(spec.get("path") or parts_yaml.parent)
+    if not isinstance(spec, dict):
+        raise ValueError(
+            f"{parts_yaml}: expected a YOLO data.yaml mapping (train, val, names), found "
+            f"{type(spec).__name__}; write it as ultralytics documents"
+        )
+    return spec, yaml_data_root(parts_yaml, spec.get("path"))
 
 
 def detected_boxes_path(output_dir: str | Path = "runs") -> Path:
@@ -153,7 +165,9 @@ def load_detected_boxes(output_dir: str | Path = "runs") -> pd.DataFrame:
             f"{path}: no detected part boxes; run chapter 3 (03_part_detection) with "
             f"output_dir={output_dir}, or use part_source='ground_truth'"
         )
-    return pd.read_csv(path)
+    from prreid_lib.parts import read_part_boxes
+
+    return read_part_boxes(path)  # paths canonical: they join the loaders' image paths
 
 
 @dataclass
@@ -631,27 +645,35 @@ def group_oracle(data: StudyData, test_set: str = "large") -> dict[str, float] |
     }
 
 
-def floor_verdict(cmc1: float, floor: float | None, noise: float) -> str:
-    """How a model's CMC@1 stands against the :func:`group_oracle`'s ``floor``, in words,
-    counting differences within ``noise`` (its seed spread) as none."""
+def floor_verdict(cmc1: Sequence[float], floor: float | None) -> str:
+    """How a model's CMC@1 (one value per training seed) stands against the
+    :func:`group_oracle`'s ``floor``, in words, by the book's one rule
+    (:func:`~prreid_lib.uncertainty.difference_from_value`: beyond two standard errors)."""
     if floor is None:
         return (
             "This test set has no make, model and colour labels, so the floor cannot be computed."
         )
-    margin = max(noise, 1e-9)
-    if cmc1 > floor + margin:
+    verdict = difference_from_value(cmc1, floor)
+    if not verdict.known:
         return (
-            "The baseline lies above this floor: it has learnt cues of the individual "
-            "vehicle, not only of its group."
+            f"With one training seed the baseline's distance to this floor "
+            f"({verdict.difference:+.3f}) cannot be compared with the noise."
         )
-    if cmc1 < floor - margin:
+    if verdict.beyond and verdict.difference > 0:
         return (
-            "The baseline lies below this floor: it does not yet tell every group apart, "
-            "let alone the vehicles within one."
+            f"The baseline lies above this floor ({verdict.difference:+.3f}, which "
+            f"{verdict.words()}): it has learnt cues of the individual vehicle, not only of "
+            "its group."
+        )
+    if verdict.beyond:
+        return (
+            f"The baseline lies below this floor ({verdict.difference:+.3f}, which "
+            f"{verdict.words()}): it does not yet tell every group apart, let alone the "
+            "vehicles within one."
         )
     return (
-        "The baseline sits at this floor, within its seed spread: what it has learnt tells "
-        "the groups apart, not the vehicles within a group."
+        f"The baseline sits at this floor ({verdict.difference:+.3f}, which {verdict.words()}): "
+        "what it has learnt tells the groups apart, not the vehicles within a group."
     )
 
 

@@ -250,9 +250,10 @@ def test_group_oracle_needs_every_test_image_grouped(tmp_path):
     )  # two identities of two different models: the group is the id
 
 
-def test_floor_verdict_counts_the_seed_spread_as_no_difference():
-    assert "above" in studies.floor_verdict(0.25, 0.16, 0.01)
-    assert "below" in studies.floor_verdict(0.10, 0.16, 0.01)
-    assert "sits at" in studies.floor_verdict(0.165, 0.16, 0.01)
-    assert "above" in studies.floor_verdict(0.165, 0.16, 0.0)
-    assert "cannot" in studies.floor_verdict(0.2, None, 0.01)
+def test_floor_verdict_reads_the_distance_against_two_standard_errors():
+    assert "above" in studies.floor_verdict([0.24, 0.25, 0.26], 0.16)
+    assert "below" in studies.floor_verdict([0.09, 0.10, 0.11], 0.16)
+    # +.005 with a standard error of .0058: within the noise
+    assert "sits at" in studies.floor_verdict([0.155, 0.165, 0.175], 0.16)
+    assert "cannot be compared" in studies.floor_verdict([0.25], 0.16)  # one seed
+    assert "cannot" in studies.floor_verdict([0.2, 0.21], None)
