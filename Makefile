@@ -3,6 +3,7 @@
 #   make test   create .venv if needed, install, run pytest (the full suite)
 # Faster: make test-unit  the unit tests only (pytest -m "not slow": no notebooks, book,
 #   browser, trainings in subprocesses or detector training)
+# Checks: make lint  ruff (rules and formatting);  make typecheck  mypy on prreid_lib
 # Optional: make book PROFILE=veri776 DATA_ROOT=/data/VeRi-776  (see README)
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -16,7 +17,7 @@ SEED ?= 0
 DATA_SEED ?= 0
 DEVICE ?= auto
 
-.PHONY: book test test-unit install mathjax chromium lint clean-book
+.PHONY: book test test-unit install mathjax chromium lint typecheck clean-book
 
 book: install mathjax
 	$(VENV)/bin/prreid book --profile $(PROFILE) --seed $(SEED) --data-seed $(DATA_SEED) --device $(DEVICE) $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
@@ -52,6 +53,10 @@ chromium:
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# Settings in pyproject.toml ([tool.mypy]).
+typecheck: install
+	$(VENV)/bin/mypy
 
 clean-book:
 	rm -rf _build book/_generated

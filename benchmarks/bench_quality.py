@@ -80,10 +80,10 @@ def check_targets(profile: str, data_seed: int, runs: str, threads: int) -> pd.D
     )
 
     torch.set_num_threads(threads)
-    data = load_study_data(profile, None, data_seed, runs, "auto")
+    data = load_study_data(profile, data_seed=data_seed, output_dir=runs, part_source="auto")
     seeds = headline_seeds(data.profile)
     tic = time.perf_counter()
-    per_seed = compare_over_seeds(data, HEADLINE_PAIR, seeds, runs, eval_seed=data_seed)
+    per_seed = compare_over_seeds(data, HEADLINE_PAIR, seeds, output_dir=runs, eval_seed=data_seed)
     summary = seed_summary(per_seed)
     verdict = pair_verdict(per_seed, BASELINE, FULL)  # the book's one rule: beyond 2 se
     measured = {

@@ -65,7 +65,11 @@ def main() -> None:
     folder = Path("data/synthveh") / f"science-{tag}-seed{args.data_seed}" if tag else None
     root = ensure_synthveh(prof, folder, args.data_seed)
     data = load_study_data(  # the start is handled below (--backbone or --pretrain-epochs)
-        replace(prof, pretrain=None), root, args.data_seed, args.runs, part_source="ground_truth"
+        replace(prof, pretrain=None),
+        data_root=root,
+        data_seed=args.data_seed,
+        output_dir=args.runs,
+        part_source="ground_truth",
     )
     backbone, pre_acc = None, float("nan")
     if args.backbone:
@@ -88,7 +92,7 @@ def main() -> None:
                 options=options,
             )  # fmt: skip
             wall = time.perf_counter() - tic
-            row = evaluate_variant(result, data, seed, test_sets=[args.test_set]).iloc[0]
+            row = evaluate_variant(result, data, seed=seed, test_sets=[args.test_set]).iloc[0]
             out = {
                 "label": args.label,
                 "synth": " ".join(args.synth),

@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import yaml
 
 from prreid_lib.config import PART_NAMES
-from prreid_lib.datasets.errors import DatasetFormatError
+from prreid_lib.errors import DatasetFormatError
 from prreid_lib.parts import image_size
 from prreid_lib.paths import canonical_path, canonical_paths, yaml_data_root
 
@@ -335,8 +336,8 @@ def _scan_coco(json_path: Path, image_root: Path, names: Sequence[str]) -> tuple
             if rule is not None:
                 problems.append(_problem(json_path, n, rule, f"{tag}: bbox {bbox} in {w}x{h}"))
                 continue
-            path = str(canonical_path(image_root / im["file_name"]))
-            boxes.append((path, name, x, y, x + bw, y + bh, w, h))
+            image = str(canonical_path(image_root / im["file_name"]))
+            boxes.append((image, name, x, y, x + bw, y + bh, w, h))
     return boxes, problems
 
 
@@ -414,7 +415,7 @@ def validate(
 
 
 def widget_to_table(
-    bboxes: Sequence[dict[str, object]], path: str | Path, img_w: int, img_h: int
+    bboxes: Sequence[Mapping[str, Any]], path: str | Path, img_w: int, img_h: int
 ) -> pd.DataFrame:
     """Boxes drawn in a ``jupyter_bbox_widget.BBoxWidget`` (``x, y, width, height, label``)
     as an annotation table, clipped to the image; feed it to :func:`write_yolo`."""

@@ -46,9 +46,12 @@ def global_class_weights(model: PartRegularizedReID) -> tuple[torch.Tensor, torc
     b_e = head.embed.bias.detach().double()  # (D,)
     if head.bn is not None:
         bn = head.bn
-        scale = bn.weight.detach().double() / torch.sqrt(bn.running_var.double() + bn.eps)
+        mean, var = bn.running_mean, bn.running_var
+        if mean is None or var is None:
+            raise ValueError("the model's BNNeck keeps no running statistics; its CAM is undefined")
+        scale = bn.weight.detach().double() / torch.sqrt(var.double() + bn.eps)
         w_e = scale[:, None] * w_e
-        b_e = scale * (b_e - bn.running_mean.double()) + bn.bias.detach().double()
+        b_e = scale * (b_e - mean.double()) + bn.bias.detach().double()
     w_c = head.classifier.weight.detach().double()  # (K, D)
     b_c = head.classifier.bias
     bias = w_c @ b_e + (b_c.detach().double() if b_c is not None else 0.0)
@@ -233,7 +236,7 @@ def activation_share_in_parts(
         raise ValueError(
             f"part_masks has {part_masks.shape[1]} parts but parts names {len(parts)}: {parts}"
         )
-    size = tuple(part_masks.shape[-2:])
+    size = (part_masks.shape[-2], part_masks.shape[-1])
     maps = cams.float() if tuple(cams.shape[-2:]) == size else upsample_cams(cams, size)
     positive = maps.clamp_min(0).double()
     total = positive.sum(dim=(1, 2))

@@ -206,7 +206,7 @@ def checked_parameters(chapter: str, namespace: Mapping[str, Any]) -> dict[str, 
     unknown = [name for name in injected_names(namespace, chapter) if name not in defaults]
     if unknown:
         raise ChapterParameterError(_unknown_message(chapter, unknown, list(defaults)))
-    values = {}
+    values: dict[str, Any] = {}
     for name, default in defaults.items():
         value = namespace.get(name, default)
         if value is None and default is None:

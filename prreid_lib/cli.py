@@ -7,7 +7,7 @@ status 2; ``--debug`` (anywhere on the line) shows the traceback instead.
 Options are checked right after parsing (:mod:`prreid_lib.argcheck`), before
 anything is read or written. Ctrl-C (or SIGTERM) prints one line saying what
 was kept and how to resume, and exits with status 130 (143 for SIGTERM).
-``prreid --version`` prints the installed version.
+``prreid --version`` prints the version (``prreid_lib.__version__``).
 """
 
 from __future__ import annotations
@@ -18,12 +18,16 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import prreid_lib
 from prreid_lib import argcheck
 from prreid_lib.config import PROFILES, get_profile
 from prreid_lib.errors import PrreidError
+
+if TYPE_CHECKING:
+    from prreid_lib.chapters import ChapterParameters
 
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, PrreidError)
 """Printed as one line: bad values and files (``ValueError``, data-set format errors),
@@ -46,13 +50,12 @@ KEPT_ON_INTERRUPT = {
 
 
 def version() -> str:
-    """The installed ``prreid`` distribution's version (else ``prreid_lib.__version__``)."""
-    try:
-        return metadata.version("prreid")
-    except metadata.PackageNotFoundError:
-        import prreid_lib
+    """The version of the code that runs: ``prreid_lib.__version__``.
 
-        return getattr(prreid_lib, "__version__", "unknown")
+    pyproject.toml reads the distribution's version from there too; the installed
+    metadata of an editable install keeps the version of its last install.
+    """
+    return prreid_lib.__version__
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
@@ -76,7 +79,7 @@ def _synth_kept(out: Path) -> str:
     """What an interrupted ``prreid synth`` left in ``out`` (a manifest marks a whole data set)."""
     import json
 
-    from prreid_lib.synthveh.generator import MANIFEST
+    from prreid_lib.synthveh_files import MANIFEST
 
     try:
         seed = json.loads((out / MANIFEST).read_text())["seed"]
@@ -157,7 +160,7 @@ def _chosen_chapters(chapters: list[Path], prefixes: list[str] | None) -> list[P
 
 def _book_steps(
     args: argparse.Namespace,
-    params: object,
+    params: ChapterParameters,
     chapters: list[Path],
     output_dir: str,
     steps: list[tuple[str, float]],
@@ -327,7 +330,11 @@ def _terminate_as_interrupt(received: list[int]) -> Callable[[], None]:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
-    return lambda: signal.signal(signal.SIGTERM, previous or signal.SIG_DFL)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous or signal.SIG_DFL)
+
+    return restore
 
 
 def _run(args: argparse.Namespace, rest: list[str]) -> int:

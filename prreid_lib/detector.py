@@ -30,10 +30,12 @@ from prreid_lib.cache import atomic_write_text, config_digest, file_digest, file
 from prreid_lib.config import PART_NAMES, DetectorConfig
 from prreid_lib.errors import PrreidError
 from prreid_lib.paths import canonical_path, canonical_paths
+from prreid_lib.synthveh_files import PARTS_FILE, is_synthveh
 from prreid_lib.yolo_env import configure_offline, prepare_dataset, training_precision
 
 __all__ = [
     "DEFAULT_TRAIN_ARGS",
+    "DETECTED_BOXES_FILE",
     "PREDICTION_COLUMNS",
     "DetectionReport",
     "DetectorRun",
@@ -41,12 +43,15 @@ __all__ = [
     "detect_part_box_steps",
     "detect_part_boxes",
     "dataset_images",
+    "detected_boxes_path",
     "evaluate_detector",
+    "load_detected_boxes",
     "main",
     "predict_parts",
     "predictions_file",
     "prepare_dataset",
     "resolve_device",
+    "save_detected_boxes",
     "train_detector",
 ]
 
@@ -56,6 +61,9 @@ DEFAULT_TRAIN_ARGS: dict[str, Any] = {"mosaic": 0.0}
 """Ultralytics training arguments that differ from its defaults for vehicle crops: no
 mosaic (four crops tiled into one image halve the parts' size and look like no input
 the detector will see)."""
+DETECTED_BOXES_FILE = Path("ch03") / "part_boxes.csv"
+"""Where chapter 3 saves the detected (and imputed) part boxes of every image, relative to
+its ``output_dir``; the training chapters read them there (:func:`load_detected_boxes`)."""
 
 
 @dataclass
@@ -254,16 +262,24 @@ def predict_parts(
         chunk = paths[k : k + batch]
         results = model.predict(chunk, imgsz=imgsz, conf=conf, device=dev, verbose=False)
         for i, (path, r) in enumerate(zip(chunk, results, strict=True)):
-            h, w = r.orig_shape
-            xyxy = r.boxes.xyxy.cpu().numpy()
-            cls = r.boxes.cls.cpu().numpy().astype(int)
-            score = r.boxes.conf.cpu().numpy()
+            (h, w), xyxy, cls, score = _detections(r)
             for b, c, s in zip(xyxy, cls, score, strict=True):
                 rows.append((k + i, path, model.names[c], *map(float, b), float(s), w, h))
     table = pd.DataFrame(rows, columns=["image", *PREDICTION_COLUMNS])
     cache_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(cache, table.drop(columns="path").to_csv(index=False))
     return table.drop(columns="image")
+
+
+def _detections(result: object) -> tuple[tuple[int, ...], np.ndarray, np.ndarray, np.ndarray]:
+    """Image size (h, w), boxes (x1, y1, x2, y2), class indices and scores of a YOLO result."""
+    from ultralytics.engine.results import Results
+
+    if not isinstance(result, Results) or result.boxes is None:
+        raise TypeError(f"expected an ultralytics detection result, got {type(result).__name__}")
+    boxes = result.boxes.cpu().numpy()
+    xyxy, cls, score = np.asarray(boxes.xyxy), np.asarray(boxes.cls), np.asarray(boxes.conf)
+    return tuple(result.orig_shape), xyxy, cls.astype(int), score
 
 
 def evaluate_detector(
@@ -389,6 +405,34 @@ def detect_part_boxes(
     return detect_part_box_steps(images, weights, cfg, device, bottoms, fallback, cache_dir).boxes
 
 
+def detected_boxes_path(output_dir: str | Path = "runs") -> Path:
+    """The file of chapter 3's part boxes: ``output_dir/ch03/part_boxes.csv``."""
+    return Path(output_dir) / DETECTED_BOXES_FILE
+
+
+def save_detected_boxes(boxes: pd.DataFrame, output_dir: str | Path = "runs") -> Path:
+    """Write the part boxes of every image (chapter 3) where :func:`load_detected_boxes`
+    and :func:`prreid_lib.studies.data.load_study_data` find them; returns the file."""
+    path = detected_boxes_path(output_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, boxes.to_csv(index=False))  # readers never see half a file
+    return path
+
+
+def load_detected_boxes(output_dir: str | Path = "runs") -> pd.DataFrame:
+    """The part boxes :func:`save_detected_boxes` wrote under ``output_dir``; a missing
+    file raises ``FileNotFoundError`` that says to run chapter 3."""
+    path = detected_boxes_path(output_dir)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: no detected part boxes; run chapter 3 (03_part_detection) with "
+            f"output_dir={output_dir}, or use part_source='ground_truth'"
+        )
+    from prreid_lib.parts import read_part_boxes
+
+    return read_part_boxes(path)  # paths canonical: they join the loaders' image paths
+
+
 def dataset_images(root: str | Path) -> pd.DataFrame:
     """Every image of the VeRi-776 and VehicleID data sets under ``root`` (path, pid, dataset).
 
@@ -396,7 +440,8 @@ def dataset_images(root: str | Path) -> pd.DataFrame:
     found as the loaders find it, e.g. ``VeRi-776/`` or ``VehicleID_V1.0/``);
     one missing data set is skipped, a malformed one raises. Images listed twice
     (VeRi-776 query images are also in ``image_test``) keep both paths. A
-    SynthVeh export adds ``view`` from its ``synthveh_parts.csv``.
+    SynthVeh export adds ``view`` from its ground-truth table
+    (:data:`~prreid_lib.synthveh_files.PARTS_FILE`).
     """
     from prreid_lib.datasets import DatasetFormatError, load_vehicleid, load_veri776
 
@@ -411,9 +456,9 @@ def dataset_images(root: str | Path) -> pd.DataFrame:
             raise
         splits = [ds.train, ds.query, ds.gallery]
         frame = pd.concat([f[["path", "pid"]] for f in splits]).drop_duplicates("path")
-        parts_csv = Path(ds.root) / "synthveh_parts.csv"
-        if parts_csv.is_file():
-            views = pd.read_csv(parts_csv, usecols=["image", "view"]).drop_duplicates("image")
+        if is_synthveh(ds.root):
+            views = pd.read_csv(Path(ds.root) / PARTS_FILE, usecols=["image", "view"])
+            views = views.drop_duplicates("image")
             paths = canonical_paths(Path(ds.root) / i for i in views["image"])
             frame["view"] = frame["path"].map(pd.Series(views["view"].to_numpy(), index=paths))
         frames.append(frame.assign(dataset=name))

@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -26,7 +26,12 @@ from prreid_lib.datasets._parsing import read_lines, short_list
 from prreid_lib.model import PartRegularizedReID, extract_features
 from prreid_lib.parts import boxes_to_masks
 from prreid_lib.pipeline.imageset import ReIDImageSet, default_cache_dir
+from prreid_lib.reranking import RerankOptions
 from prreid_lib.runs import MODEL, load_torch_file
+
+if TYPE_CHECKING:
+    from prreid_lib.datasets.vehicleid import VehicleID
+    from prreid_lib.datasets.veri776 import VeRi776
 
 
 def _input_size(model: PartRegularizedReID, input_size: int | None) -> int:
@@ -171,7 +176,7 @@ def evaluate_vehicleid(
     seed: int = 0,
     metric: str = "euclidean",
     max_rank: int = 50,
-    rerank: dict[str, float] | None = None,
+    rerank: RerankOptions | None = None,
     **feature_kwargs,
 ) -> metrics.VehicleIDResult:
     """VehicleID protocol on ``test_df``: features, then :func:`metrics.vehicleid_protocol`.
@@ -196,7 +201,7 @@ def evaluate_veri(
     part_boxes: pd.DataFrame | None = None,
     metric: str = "euclidean",
     max_rank: int = 50,
-    rerank: dict[str, float] | None = None,
+    rerank: RerankOptions | None = None,
     **feature_kwargs,
 ) -> dict[str, metrics.ReIDResult]:
     """VeRi-776 protocols: ``"image"`` (image-to-image mAP/CMC) and ``"track"`` (HIT@k).
@@ -238,6 +243,24 @@ def evaluate_veri(
             distmat, q_pids, q_cams, g_pids, g_cams, veri.tracks, max_rank=max_rank
         )
     return out
+
+
+def veri_figures(result: Mapping[str, metrics.ReIDResult]) -> dict[str, float]:
+    """One column of a VeRi-776 table from :func:`evaluate_veri`: image-to-image mAP and
+    CMC@1 and, with tracks, image-to-track mAP, HIT@1 and HIT@5."""
+    row = {
+        "mAP (image-to-image)": result["image"].mAP,
+        "CMC@1 (image-to-image)": result["image"].cmc[0],
+    }
+    if "track" in result:
+        row.update(
+            {
+                "mAP (image-to-track)": result["track"].mAP,
+                "HIT@1": result["track"].cmc[0],
+                "HIT@5": result["track"].cmc[4],
+            }
+        )
+    return row
 
 
 RERANK_DEFAULTS = {"k1": 20, "k2": 6, "lambda_value": 0.3}
@@ -321,7 +344,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from prreid_lib.runs import load_trained
 
     args = parse_args(argv)
-    rerank = None
+    rerank: RerankOptions | None = None
     if args.rerank:
         rerank = {"k1": args.k1, "k2": args.k2, "lambda_value": args.lambda_value}
     data, model = _checked_data_and_model(
@@ -355,9 +378,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"prreid evaluate: warning: {note}", file=sys.stderr)
         with warnings.catch_warnings():  # the missing track file is reported above
             warnings.filterwarnings("ignore", message=".*image-to-track protocol")
-            res = evaluate_veri(model, veri, metric=args.metric, rerank=rerank)
+            by_protocol = evaluate_veri(model, veri, metric=args.metric, rerank=rerank)
         record["results"] = {}
-        for name, r in res.items():
+        for name, r in by_protocol.items():
             s = r.summary()
             print(
                 f"VeRi-776 {name}: mAP {s['mAP']:.4f} rank1 {s['rank1']:.4f} "
@@ -381,24 +404,11 @@ def _checked_data_and_model(
     a run without a readable model.pt is left to ``load_model`` to report,
     before the data set is read.
     """
-    from prreid_lib.datasets import load_vehicleid, load_veri776
-
     training = run_training_identities(args.run)
-    model = load_model() if training is None else None
-    if args.dataset == "vehicleid":
-        data = load_vehicleid(args.data_root, test_size=args.test_size)
-        split = data.root / "train_test_split"
-        train = (split / "train_list.txt", data.train)
-        tests = [(split / f"test_list_{args.test_size}.txt", data.test)]
-    else:
-        data = load_veri776(args.data_root)
-        train = (data.root / "name_train.txt", data.train)
-        tests = [
-            (data.root / "name_query.txt", data.query),
-            (data.root / "name_test.txt", data.gallery),
-        ]
     if training is None:
-        return data, model
+        model = load_model()
+        return _test_data(args)[0], model
+    data, train, tests = _test_data(args)
     if not refuse_run_trained_on_test(training, Path(args.run) / MODEL, train, tests):
         print(
             f"prreid evaluate: note: {Path(args.run) / MODEL} was not trained on {train[0]} "
@@ -407,6 +417,25 @@ def _checked_data_and_model(
             file=sys.stderr,
         )
     return data, load_model()
+
+
+def _test_data(
+    args: argparse.Namespace,
+) -> tuple[VehicleID | VeRi776, tuple[Path, pd.DataFrame], list[tuple[Path, pd.DataFrame]]]:
+    """The data set of ``args``, its training list and its test lists, each as (file, table)."""
+    from prreid_lib.datasets import load_vehicleid, load_veri776
+
+    if args.dataset == "vehicleid":
+        vid = load_vehicleid(args.data_root, test_size=args.test_size)
+        split = vid.root / "train_test_split"
+        train = (split / "train_list.txt", vid.train)
+        return vid, train, [(split / f"test_list_{args.test_size}.txt", vid.test)]
+    veri = load_veri776(args.data_root)
+    tests = [
+        (veri.root / "name_query.txt", veri.query),
+        (veri.root / "name_test.txt", veri.gallery),
+    ]
+    return veri, (veri.root / "name_train.txt", veri.train), tests
 
 
 def _vehicleid_record(res: metrics.VehicleIDResult) -> dict:

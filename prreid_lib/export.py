@@ -39,6 +39,9 @@ __all__ = ["FORMATS", "FeatureGraph", "export_metadata", "export_model", "export
 class FeatureGraph(nn.Module):
     """``images`` float32 (B, 3, S, S) in [0, 1] -> normalised -> test-time feature (B, D)."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, model: PartRegularizedReID) -> None:
         super().__init__()
         if not model.use_global:

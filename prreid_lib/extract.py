@@ -24,7 +24,7 @@ import torch
 
 from prreid_lib import distributed
 from prreid_lib.cache import atomic_write, atomic_write_text
-from prreid_lib.datasets.errors import DatasetFormatError
+from prreid_lib.errors import DatasetFormatError
 from prreid_lib.images import ImageFileError, UndecodableImageError, decode_rgb
 from prreid_lib.model import PartRegularizedReID, extract_features
 
@@ -101,7 +101,7 @@ def extract_folder(
     :func:`prreid_lib.model.extract_features`, so row ``i`` equals
     ``image_features(model, frame)`` for the same file. ``progress`` shows a
     tqdm bar on stderr. An unreadable image raises
-    :class:`~prreid_lib.datasets.errors.DatasetFormatError` naming it.
+    :class:`~prreid_lib.errors.DatasetFormatError` naming it.
     """
     from tqdm import tqdm
 

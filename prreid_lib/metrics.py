@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from prreid_lib.datasets.vehicleid import protocol_splits
-from prreid_lib.reranking import distance_chunks, pairwise_distance, re_rank
+from prreid_lib.reranking import RerankOptions, distance_chunks, pairwise_distance, re_rank
 
 __all__ = [
     "ReIDResult",
@@ -238,7 +238,8 @@ class _ListPairs:
                 raise ValueError(f"{name}: gallery indices must be 0-based and below {ng}")
             ptr = np.r_[0, np.cumsum([a.size for a in arrays])]
             self.csr.append((ptr, flat, np.repeat(np.arange(nq), np.diff(ptr))))
-        both = np.intersect1d(*(q * ng + flat for _, flat, q in self.csr))
+        good_keys, junk_keys = (q * ng + flat for _, flat, q in self.csr)
+        both = np.intersect1d(good_keys, junk_keys)
         if both.size:
             raise ValueError(
                 f"good_index/junk_index: query {both[0] // ng} lists gallery "
@@ -258,18 +259,21 @@ def _blocks(n_query: int, n_gallery: int) -> Iterator[tuple[int, int]]:
         yield q0, min(q0 + step, n_query)
 
 
+def _matrix_blocks(d: np.ndarray) -> Iterator[tuple[int, int, np.ndarray]]:
+    """``(q0, q1, d[q0:q1])`` over the query blocks of the distance matrix ``d``."""
+    for q0, q1 in _blocks(*d.shape):
+        yield q0, q1, d[q0:q1]
+
+
 def _evaluate(
-    d: np.ndarray | None,
+    blocks: Iterator[tuple[int, int, np.ndarray]],
     pairs: _IdPairs | _ListPairs,
     max_rank: int,
     where: str,
-    blocks: Iterator[tuple[int, int, np.ndarray]] | None = None,
 ) -> ReIDResult:
-    """Rank counting over query blocks of ``d`` (or over given (q0, q1, block) triples)."""
+    """Rank counting over (q0, q1, distances of queries q0:q1) blocks."""
     if int(max_rank) < 1:
         raise ValueError(f"max_rank: expected a positive integer, got {max_rank}")
-    if blocks is None:
-        blocks = ((q0, q1, d[q0:q1]) for q0, q1 in _blocks(*d.shape))
     acc = _Accumulator()
     for q0, q1, x in blocks:
         acc.add(q1 - q0, *_match_ranks(x, *pairs(q0, q1)))
@@ -294,7 +298,7 @@ def evaluate_ranking(
     """
     d = _as_array(distmat)
     pairs = _IdPairs(q_pids, g_pids, q_camids, g_camids, *d.shape)
-    return _evaluate(d, pairs, max_rank, "evaluate_ranking")
+    return _evaluate(_matrix_blocks(d), pairs, max_rank, "evaluate_ranking")
 
 
 def evaluate_ranking_with_index(
@@ -308,7 +312,7 @@ def evaluate_ranking_with_index(
     """
     d = _as_array(distmat)
     pairs = _ListPairs(good_index, junk_index, *d.shape)
-    return _evaluate(d, pairs, max_rank, "evaluate_ranking_with_index")
+    return _evaluate(_matrix_blocks(d), pairs, max_rank, "evaluate_ranking_with_index")
 
 
 def evaluate_tracks(
@@ -390,12 +394,12 @@ def evaluate_features(
     pairs = _IdPairs(q_pids, g_pids, q_camids, g_camids, nq, ng)
 
     def blocks():
-        for c0, _, block in chunks:
-            block = block.numpy()
-            for b0, b1 in _blocks(block.shape[0], ng):
-                yield c0 + b0, c0 + b1, block[b0:b1]
+        for c0, _, chunk in chunks:
+            rows = chunk.numpy()
+            for b0, b1 in _blocks(rows.shape[0], ng):
+                yield c0 + b0, c0 + b1, rows[b0:b1]
 
-    return _evaluate(None, pairs, max_rank, "evaluate_features", blocks())
+    return _evaluate(blocks(), pairs, max_rank, "evaluate_features")
 
 
 def _require_queries(pids: np.ndarray) -> None:
@@ -419,7 +423,7 @@ def vehicleid_protocol(
     max_rank: int = 50,
     *,
     metric: str = "euclidean",
-    rerank: dict[str, float] | None = None,
+    rerank: RerankOptions | None = None,
 ) -> VehicleIDResult:
     """VehicleID test protocol (Liu et al. 2016; paper Sec. 4.3, Tables 1-2).
 

@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from numbers import Integral
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 import torchvision
@@ -61,7 +62,8 @@ def check_model_record(record: Mapping, source: str | Path, fix: str) -> None:
         "num_classes": (kwargs.get("num_classes"), 1, MAX_CLASSES),
     }
     for name, (value, low, high) in sizes.items():
-        if not isinstance(value, Integral) or isinstance(value, bool) or not low <= value <= high:
+        integer = isinstance(value, Integral) and not isinstance(value, bool)
+        if not integer or not low <= int(value) <= high:
             raise ValueError(
                 f"{source} stores {name} {value!r}, expected an integer from {low} to {high}: "
                 f"the file is damaged or was not written by prreid; {fix}"
@@ -214,6 +216,11 @@ class PartRegularizedReID(nn.Module):
     test-time descriptor. ``use_global=False`` marks a parts-only model (its
     test descriptor is the concatenation of the part features).
     """
+
+    input_size: int
+    """Side in pixels of the square training images; set by training and by loading a run."""
+    pid_values: np.ndarray
+    """The original identity of each class index; set by training and by loading a run."""
 
     def __init__(
         self,

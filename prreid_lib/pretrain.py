@@ -23,6 +23,7 @@ import pandas as pd
 
 from prreid_lib import runs
 from prreid_lib.config import Profile, TrainConfig
+from prreid_lib.synthveh_files import IDENTITIES_FILE
 
 BACKBONE_FILE = "backbone.pt"
 RUN_NAME = "synthveh-groups"
@@ -44,11 +45,11 @@ def pretrain_frame(root: str | Path) -> pd.DataFrame:
     """
     base = Path(root).absolute()
     base = base / "pretrain" if (base / "pretrain").is_dir() else base
-    table = base / "synthveh_identities.csv"
+    table = base / IDENTITIES_FILE
     images = base / "image_list.txt"
     if not table.is_file() or not images.is_file():
         raise FileNotFoundError(
-            f"{base}: no SynthVeh pretraining split (image_list.txt, synthveh_identities.csv); "
+            f"{base}: no SynthVeh pretraining split (image_list.txt, {IDENTITIES_FILE}); "
             "generate SynthVeh with SynthConfig.pretrain_ids > 0 (the quick and paper profiles do)"
         )
     groups = pd.read_csv(table).set_index("pid")["group"]
@@ -65,6 +66,8 @@ def pretrain_frame(root: str | Path) -> pd.DataFrame:
 def pretrain_config(profile: Profile) -> TrainConfig:
     """The profile's model with the pretraining schedule: global loss only, no parts."""
     p = profile.pretrain
+    if p is None:
+        raise ValueError(f"profile {profile.name!r} has no pretraining schedule (pretrain)")
     return replace(
         profile.train,
         epochs=p.epochs,

@@ -207,10 +207,10 @@ def validate_train_config(cfg: TrainConfig, options: RecipeOptions | None = None
             raise bad(name, "a number >= 0", value)
     if not _is_number(options.head_lr_mult) or options.head_lr_mult <= 0:
         raise bad("head_lr_mult", "a number > 0", options.head_lr_mult)
-    for name, high in (("flip", 1.0), ("label_smoothing", 1.0)):
+    for name, top in (("flip", 1.0), ("label_smoothing", 1.0)):
         value = getattr(options, name)
-        if not _is_number(value) or not 0 <= value <= high:
-            raise bad(name, f"a number in [0, {high:g}]", value)
+        if not _is_number(value) or not 0 <= value <= top:
+            raise bad(name, f"a number in [0, {top:g}]", value)
     if options.sampler == "pk" and cfg.batch_size < cfg.num_instances:
         raise TrainConfigError(
             "batch_size",

@@ -14,13 +14,22 @@ fast-reid and torchreid as ``re_ranking``) up to float32 rounding, ties broken b
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TypedDict
 
 import numpy as np
 import torch
 
-__all__ = ["distance_chunks", "pairwise_distance", "re_rank"]
+__all__ = ["RerankOptions", "distance_chunks", "pairwise_distance", "re_rank"]
 
 Array = np.ndarray | torch.Tensor
+
+
+class RerankOptions(TypedDict, total=False):
+    """Keyword arguments of :func:`re_rank`; ``{}`` keeps its defaults."""
+
+    k1: int
+    k2: int
+    lambda_value: float
 
 
 def _feats(x: Array, name: str) -> torch.Tensor:

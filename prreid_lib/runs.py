@@ -73,7 +73,7 @@ def data_identity(
     used part boxes (keyed by image content, not path).
 
     The data part of a run's key (and of an evaluation's,
-    :func:`prreid_lib.studies.evaluation_key`). Moving the data, regenerating
+    :func:`prreid_lib.studies.variants.evaluation_key`). Moving the data, regenerating
     identical SynthVeh or copying ``runs/`` to another machine keeps the key,
     so a finished run is reused there.
     """

@@ -51,6 +51,7 @@ from prreid_lib.recipes import (
     validate_train_config,
 )
 from prreid_lib.seeding import augment_generator, rng_state, seed_everything, set_rng_state
+from prreid_lib.synthveh_files import is_synthveh
 
 __all__ = [
     "RecipeOptions",
@@ -204,7 +205,7 @@ class _Trainer:
              "lr_mult": float(opt.head_lr_mult)},
         ]  # fmt: skip
         if opt.optimizer == "sgd":
-            self.optim = torch.optim.SGD(
+            self.optim: torch.optim.Optimizer = torch.optim.SGD(
                 params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
             )
         elif opt.optimizer == "adam":
@@ -222,13 +223,15 @@ class _Trainer:
         )
         if opt.sampler == "pk":
             p, k = cfg.batch_size // cfg.num_instances, cfg.num_instances
-            self.sampler = PKSampler(data.labels.numpy(), p, k, seed, self.rank, world)
+            self.sampler: PKSampler | RandomBatchSampler = PKSampler(
+                data.labels.numpy(), p, k, seed, self.rank, world
+            )
         elif opt.sampler == "random":
             self.sampler = RandomBatchSampler(len(data), cfg.batch_size, seed, self.rank, world)
         else:
             raise ValueError(f"sampler must be 'random' or 'pk', got {opt.sampler!r}")
         self.augment = AugmentConfig(opt.flip, opt.pad, opt.color_jitter)
-        self.net = self.model
+        self.net: torch.nn.Module = self.model
         if world > 1:
             self.net = DistributedDataParallel(
                 self.model,
@@ -539,7 +542,7 @@ def _load_training_data(
         root = ensure_synthveh(profile, seed=args.data_seed)
     sub = {"vehicleid": "VehicleID", "veri776": "VeRi-776"}[args.dataset]
     root = root / sub if (root / sub).is_dir() else root
-    synthetic = (root / "synthveh_parts.csv").is_file()
+    synthetic = is_synthveh(root)
     train = (load_vehicleid(root) if args.dataset == "vehicleid" else load_veri776(root)).train
     if args.parts == "none":
         return train, None

@@ -1,7 +1,8 @@
 """How sure is a number? Percentile-bootstrap intervals for means and paired differences.
 
 The book shows each of its figures beside its noise. Across training seeds the
-noise is the standard deviation over seeds (:func:`prreid_lib.studies.seed_summary`);
+noise is the standard deviation over seeds
+(:func:`prreid_lib.studies.variants.seed_summary`);
 over the images of one model (chapter 8's share of activation inside the parts)
 it is a bootstrap interval: resample the images with replacement, recompute the
 mean, and read the 2.5th and 97.5th percentiles of the resampled means
@@ -190,7 +191,7 @@ def paired_difference(
 def pair_verdict(per_seed: pd.DataFrame, base: str, other: str, metric: str = "CMC@1") -> Verdict:
     """:func:`seed_difference` of ``metric`` between two variants of a per-seed table.
 
-    ``per_seed`` is indexed by variant label with one row per training seed
+    ``per_seed`` is indexed by variant name with one row per training seed
     (as ``studies.compare_over_seeds`` returns); the verdict is on
     ``other - base``.
     """

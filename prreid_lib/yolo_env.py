@@ -27,8 +27,9 @@ import yaml
 
 from prreid_lib.cache import tree_digest
 from prreid_lib.config import PART_NAMES
-from prreid_lib.errors import PrreidError
+from prreid_lib.errors import DatasetFormatError, PrreidError
 from prreid_lib.paths import yaml_data_root
+from prreid_lib.synthveh_files import PARTS_FILE
 
 __all__ = [
     "FONT_NAMES",
@@ -160,7 +161,6 @@ def prepare_dataset(
     against the working directory.
     """
     from prreid_lib.annotate import labels_dir_for, validate
-    from prreid_lib.datasets.errors import DatasetFormatError
 
     data_yaml = Path(data_yaml)
     if not data_yaml.is_file():
@@ -195,7 +195,7 @@ def prepare_dataset(
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     files = [p for sub in ("images", "labels") for p in (base / sub).rglob("*") if p.is_file()]
-    files += [base / "synthveh_parts.csv"] if (base / "synthveh_parts.csv").is_file() else []
+    files += [base / PARTS_FILE] if (base / PARTS_FILE).is_file() else []
     digest = tree_digest(base, [p for p in files if p.suffix != ".cache"], salt=f"{extend_lights}")
     if extend_lights or not os.access(base / "labels", os.W_OK):
         mirror = work_dir / "dataset"
@@ -241,7 +241,7 @@ def _link_files(folder: Path, source: Path) -> None:
 def _write_extended_labels(src: Path, dst: Path, base: Path, rel: str) -> None:
     """Copy YOLO label files, light boxes (class 1) extended to the vehicle's bottom."""
     bottoms: dict[str, float] = {}
-    parts_csv = base / "synthveh_parts.csv"
+    parts_csv = base / PARTS_FILE
     if parts_csv.is_file():
         gt = pd.read_csv(parts_csv, usecols=["image", "part", "y2", "img_h"])
         veh = gt[gt["part"] == "vehicle"]

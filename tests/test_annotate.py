@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from prreid_lib import annotate
-from prreid_lib.datasets.errors import DatasetFormatError
+from prreid_lib.errors import DatasetFormatError
 
 # --------------------------------------------------------------------------- helpers
 

@@ -157,10 +157,10 @@ def test_evaluation_key_is_the_same_for_a_copied_data_set(copied):
     moved_boxes = _moved(boxes, root, copy)
     for use_global in (True, False):
         run = SimpleNamespace(model=SimpleNamespace(use_global=use_global, parts=("window",)))
-        key = evaluation_key(run, test, boxes, 3, 0)
-        assert evaluation_key(run, moved_test, moved_boxes, 3, 0) == key
-        assert evaluation_key(run, test, boxes, 4, 0) != key
-        assert evaluation_key(run, test, boxes, 3, 0, metric="cosine") != key
+        key = evaluation_key(run, test, boxes, trials=3, seed=0)
+        assert evaluation_key(run, moved_test, moved_boxes, trials=3, seed=0) == key
+        assert evaluation_key(run, test, boxes, trials=4, seed=0) != key
+        assert evaluation_key(run, test, boxes, trials=3, seed=0, metric="cosine") != key
 
 
 def test_image_cache_is_reused_for_a_copied_data_set(copied, tmp_path: Path):

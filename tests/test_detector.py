@@ -139,7 +139,7 @@ def test_prepare_dataset_without_extension_and_read_only_labels(tmp_path, monkey
 
 
 def test_prepare_dataset_refuses_bad_labels(tmp_path):
-    from prreid_lib.datasets.errors import DatasetFormatError
+    from prreid_lib.errors import DatasetFormatError
 
     data = _hand_dataset(tmp_path / "ds")
     (tmp_path / "ds" / "labels" / "val" / "b.txt").unlink()  # background image: allowed

@@ -19,7 +19,7 @@ from PIL import Image, ImageOps
 
 import prreid_lib.images as images
 from prreid_lib.cli import main
-from prreid_lib.datasets.errors import DatasetFormatError
+from prreid_lib.errors import DatasetFormatError
 from prreid_lib.images import ImageFileError, decode_rgb, shown_rgb, shown_size
 from prreid_lib.pipeline.imageset import decode_image, decode_images
 

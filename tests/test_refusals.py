@@ -393,7 +393,7 @@ def one_label(tmp_path: Path) -> tuple[Path, Path]:
 )
 def test_bad_numbers_and_bytes_in_labels_are_problems(one_label, content, found) -> None:
     from prreid_lib import annotate
-    from prreid_lib.datasets.errors import DatasetFormatError
+    from prreid_lib.errors import DatasetFormatError
 
     images, label = one_label
     label.write_bytes(b"1 0.1 0.8 0.1 0.2\n" + content)

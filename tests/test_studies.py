@@ -3,6 +3,9 @@ labels, the VeRi-776 junk rule, near-duplicate pairs and the profiles' study siz
 
 from __future__ import annotations
 
+import ast
+import dataclasses
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -10,10 +13,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prreid_lib import studies
+from prreid_lib import paper_tables, studies, synthveh_files
 from prreid_lib.config import PROFILES, get_profile
 from prreid_lib.metrics import vehicleid_protocol
-from prreid_lib.paper_tables import PAPER_LABEL
+from prreid_lib.paper_tables import LABELS, PAPER_LABEL, Variant
+from prreid_lib.synthveh_files import IDENTITIES_FILE, MANIFEST, PARTS_FILE
+
+REPO = Path(__file__).resolve().parent.parent
 
 START = SimpleNamespace(path=Path("pretrained.pt"))
 """Stands in for the pretrained backbone, so loading the data trains nothing."""
@@ -21,7 +27,26 @@ START = SimpleNamespace(path=Path("pretrained.pt"))
 
 def _smoke_study(smoke_data: Path, output_dir: Path, part_source: str = "ground_truth"):
     return studies.load_study_data(
-        "smoke", smoke_data, 0, output_dir, part_source, "cpu", start=START
+        "smoke",
+        data_root=smoke_data,
+        output_dir=output_dir,
+        part_source=part_source,
+        device="cpu",
+        start=START,
+    )
+
+
+def _real_data(profile: str, root: Path, vehicleid=None, tests=None) -> studies.StudyData:
+    """Study data of a real data set, without files: what the labels and the oracle read."""
+    return studies.StudyData(
+        profile=get_profile(profile),
+        root=root,
+        synthetic=False,
+        vehicleid=vehicleid,
+        tests=tests or {},
+        part_boxes=pd.DataFrame(),
+        test_part_boxes=None,
+        part_source="",
     )
 
 
@@ -37,8 +62,36 @@ def test_data_root_is_the_given_folder_or_the_profiles_synthveh(monkeypatch, tmp
 
 
 def test_synthveh_is_told_from_real_data(smoke_data, tmp_path):
-    assert studies.is_synthveh(smoke_data)
+    assert studies.is_synthveh(smoke_data)  # the root: its manifest
+    for layout in ("VeRi-776", "VehicleID", "parts", "pretrain"):  # its folders: part boxes
+        assert studies.is_synthveh(smoke_data / layout), layout
     assert not studies.is_synthveh(tmp_path)
+    (tmp_path / "VehicleID_V1.0").mkdir()
+    assert not studies.is_synthveh(tmp_path / "VehicleID_V1.0")
+
+
+def test_synthveh_file_names_are_those_the_generator_writes(smoke_data):
+    assert json.loads((smoke_data / MANIFEST).read_text())["seed"] == 0
+    for layout in ("VeRi-776", "VehicleID", "parts", "pretrain"):
+        assert (smoke_data / layout / PARTS_FILE).is_file(), layout
+    for layout in ("VeRi-776", "VehicleID", "pretrain"):
+        assert {"pid", "group"} <= set(pd.read_csv(smoke_data / layout / IDENTITIES_FILE))
+
+
+def _string_constants(source: str) -> set[str]:
+    return {n.value for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Constant)}
+
+
+def test_synthveh_file_names_are_written_in_one_module():
+    names = {MANIFEST, PARTS_FILE, IDENTITIES_FILE}
+    home = Path(synthveh_files.__file__)
+    sources = {p: p.read_text() for p in (REPO / "prreid_lib").rglob("*.py") if p != home}
+    for nb in (REPO / "notebooks").glob("*.ipynb"):
+        cells = json.loads(nb.read_text())["cells"]
+        code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+        sources[nb] = "\n".join(line for c in code for line in c.splitlines() if line[:1] != "%")
+    spelled = {str(p.relative_to(REPO)): names & _string_constants(s) for p, s in sources.items()}
+    assert not {p: n for p, n in spelled.items() if n}, "use prreid_lib.synthveh_files"
 
 
 def test_load_data_sets_takes_what_the_folder_holds(smoke_data, tmp_path, capsys):
@@ -103,7 +156,7 @@ def test_load_study_data_reads_the_saved_detections(smoke_data, tmp_path):
 def test_table_labels_name_the_data_used(smoke_data, tmp_path):
     data = _smoke_study(smoke_data, tmp_path)
     assert studies.table_labels(data) == ("ours (SynthVeh, smoke)", PAPER_LABEL)
-    real = studies.StudyData(get_profile("vehicleid"), tmp_path, False, None, {}, None, None, "")
+    real = _real_data("vehicleid", tmp_path)
     ours, paper = studies.table_labels(real)
     assert ours == "ours (VehicleID, vehicleid profile)" and "SynthVeh" not in ours
     assert paper == PAPER_LABEL
@@ -113,12 +166,14 @@ def test_table_labels_name_the_data_used(smoke_data, tmp_path):
 def test_train_variants_trains_each_with_its_overrides_and_the_common_ones(monkeypatch):
     calls = []
 
-    def fake(data, name, output_dir, seed, device, **overrides):
+    def fake(data, name, *, output_dir, seed, device, **overrides):
         calls.append((name, output_dir, seed, device, overrides))
         return f"run of {name}"
 
-    monkeypatch.setattr(studies, "train_variant", fake)
-    runs = studies.train_variants("data", studies.HEADLINE_PAIR, "out", 2, "cpu", dataset="veri776")
+    monkeypatch.setattr("prreid_lib.studies.variants.train_variant", fake)
+    runs = studies.train_variants(
+        "data", studies.HEADLINE_PAIR, output_dir="out", seed=2, device="cpu", dataset="veri776"
+    )
     assert list(runs) == [studies.BASELINE, studies.FULL]
     assert runs[studies.FULL] == f"run of {studies.FULL}"
     for (name, output_dir, seed, device, overrides), expected in zip(
@@ -131,14 +186,19 @@ def test_train_variants_trains_each_with_its_overrides_and_the_common_ones(monke
 def test_synthveh_variant_changes_only_the_named_settings(smoke_data, tmp_path):
     data = _smoke_study(smoke_data, tmp_path)
     other = studies.synthveh_variant(
-        data, "smoke-outside1", tmp_path / "outside1", 0, tmp_path, "cpu", outside_cue_share=1.0
+        data,
+        "smoke-outside1",
+        tmp_path / "outside1",
+        output_dir=tmp_path,
+        device="cpu",
+        outside_cue_share=1.0,
     )
     assert other.profile.name == "smoke-outside1" and other.root == tmp_path / "outside1"
     assert other.profile.synth.outside_cue_share == 1.0
     assert other.profile.synth.pretrain_ids == 0 and other.start is START
     assert other.profile.train == data.profile.train and other.synthetic
     assert other.part_source.startswith("ground truth")
-    real = studies.StudyData(get_profile("veri776"), tmp_path, False, None, {}, None, None, "")
+    real = _real_data("veri776", tmp_path)
     with pytest.raises(ValueError, match="real data.*data_root=None"):
         studies.synthveh_variant(real, "x", tmp_path / "x", cue_strength=0.5)
 
@@ -213,7 +273,7 @@ def test_group_oracle_scores_chance_within_each_make_model_colour_group(smoke_da
     test = data.tests["large"]
     groups = studies.identity_groups(data, test)
     assert groups.notna().all() and groups.nunique() > 1
-    oracle = studies.group_oracle(data, "large")
+    oracle = studies.group_oracle(data, test_set="large")
     assert oracle["identities"] == test["pid"].nunique()
     assert oracle["groups"] == groups.nunique()
     # the same feature, measured: one-hot group codes with a little noise to break ties
@@ -236,15 +296,12 @@ def test_group_oracle_needs_every_test_image_grouped(tmp_path):
     test = pd.DataFrame(
         {"pid": [1, 1, 2, 2], "model_id": [3, 3, 3, None], "colour_id": [0, 0, 0, 0]}
     )
-    vid = SimpleNamespace(root=tmp_path)
-    data = studies.StudyData(get_profile("vehicleid"), tmp_path, False, vid, {"large": test},
-                             None, None, "")  # fmt: skip
+    data = _real_data("vehicleid", tmp_path, SimpleNamespace(root=tmp_path), {"large": test})
     groups = studies.identity_groups(data, test)
     assert groups.tolist()[:3] == ["3.0-0", "3.0-0", "3.0-0"] and pd.isna(groups.iloc[3])
     assert studies.group_oracle(data) is None
     full = test.assign(model_id=[3, 3, 4, 4])
-    data.tests = {"large": full}
-    oracle = studies.group_oracle(data)
+    oracle = studies.group_oracle(dataclasses.replace(data, tests={"large": full}))
     assert (
         oracle["CMC@1"] == oracle["mAP"] == 1.0
     )  # two identities of two different models: the group is the id
@@ -257,3 +314,42 @@ def test_floor_verdict_reads_the_distance_against_two_standard_errors():
     assert "sits at" in studies.floor_verdict([0.155, 0.165, 0.175], 0.16)
     assert "cannot be compared" in studies.floor_verdict([0.25], 0.16)  # one seed
     assert "cannot" in studies.floor_verdict([0.2, 0.21], None)
+
+
+def test_every_row_of_the_papers_table_4_is_one_of_our_variants_and_back():
+    paper = list(paper_tables.ablation_table().index)
+    assert paper == list(studies.ABLATION_VARIANTS)  # the same rows, in the same order
+    assert set(LABELS) == set(Variant) == set(paper)
+    assert len(set(LABELS.values())) == len(LABELS)  # one label per row
+    assert list(studies.HEADLINE_PAIR) == [studies.BASELINE, studies.FULL]
+
+
+def test_run_folders_keep_the_names_of_the_variants_labels(monkeypatch, tmp_path):
+    assert {key: studies.run_name(key) for key in Variant} == {
+        "full": "global-light-brand-window",
+        "global_light_brand": "global-light-brand",
+        "global_light_window": "global-light-window",
+        "global_window_brand": "global-window-brand",
+        "global_window": "global-window",
+        "parts_only": "window-light-brand",
+        "baseline": "baseline-w-o-parts",
+    }
+    assert studies.run_name("strong baseline") == "strong-baseline"  # any other name: itself
+    trained = {}
+    monkeypatch.setattr(
+        "prreid_lib.train.run_or_load", lambda cfg, frame, boxes, root, **kw: trained.update(kw)
+    )
+    vid = SimpleNamespace(train=pd.DataFrame({"path": [], "pid": []}))
+    data = _real_data("smoke", tmp_path, vid)
+    studies.train_variant(data, studies.BASELINE, output_dir=tmp_path, seed=3, device="cpu")
+    assert (trained["name"], trained["seed"]) == ("baseline-w-o-parts", 3)
+
+
+def test_study_data_is_built_once_and_the_options_are_named(smoke_data, tmp_path):
+    data = _real_data("vehicleid", tmp_path)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        data.part_source = "changed"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        studies.load_study_data("smoke", smoke_data, 0)  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        studies.headline_seeds(get_profile("smoke"), 2)  # type: ignore[misc]

@@ -355,7 +355,16 @@ def test_evaluate_variant_stores_each_test_set_in_the_run(tiny, tmp_path, monkey
     run = run_or_load(TINY, frame, boxes, tmp_path / "runs", progress=False, cache_dir=tmp_path)
     monkeypatch.setenv("PRREID_CACHE_DIR", str(tmp_path / "cache"))
     tests = {"small": frame.iloc[:12], "large": frame}
-    data = studies.StudyData(get_profile("smoke"), tmp_path, True, None, tests, boxes, boxes, "gt")
+    data = studies.StudyData(
+        profile=get_profile("smoke"),
+        root=tmp_path,
+        synthetic=True,
+        vehicleid=None,
+        tests=tests,
+        part_boxes=boxes,
+        test_part_boxes=boxes,
+        part_source="gt",
+    )
     first = studies.evaluate_variant(run, data, n_trials=2, test_sets=["large"])
     assert list(first.index) == ["large"] and first.loc["large", "identities"] == 6
     assert len(list((run.run_dir / "evaluations").glob("vehicleid-*.json"))) == 1

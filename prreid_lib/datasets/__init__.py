@@ -10,9 +10,9 @@ disk raises :class:`DatasetFormatError` naming the file and the fix.
 
 from __future__ import annotations
 
-from prreid_lib.datasets.errors import DatasetFormatError
 from prreid_lib.datasets.vehicleid import VehicleID, load_vehicleid
 from prreid_lib.datasets.veri776 import VeRi776, load_veri776, read_veri_index
+from prreid_lib.errors import DatasetFormatError
 
 __all__ = [
     "DatasetFormatError",

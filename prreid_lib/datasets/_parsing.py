@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from prreid_lib.datasets.errors import DatasetFormatError
+from prreid_lib.errors import DatasetFormatError
 from prreid_lib.paths import canonical_path, canonical_paths
 
 MAX_LISTED = 5

@@ -34,7 +34,7 @@ from prreid_lib.datasets._parsing import (
     require_images,
     split_fields,
 )
-from prreid_lib.datasets.errors import DatasetFormatError
+from prreid_lib.errors import DatasetFormatError
 
 VEHICLEID_SUBDIRS = ("VehicleID_V1.0", "VehicleID", "vehicleid", "VehicleID_V1")
 STANDARD_TEST_SIZES = (800, 1600, 2400, 3200, 6000, 13164)

@@ -50,7 +50,7 @@ from prreid_lib.datasets._parsing import (
     require_images,
     short_list,
 )
-from prreid_lib.datasets.errors import DatasetFormatError
+from prreid_lib.errors import DatasetFormatError
 
 VERI_SUBDIRS = ("VeRi", "VeRi-776", "VeRi776", "veri776", "VeRi_776")
 NAME_RE = re.compile(r"^(\d+)_c(\d+)_(\d+)_(\d+)\.jpg$", re.IGNORECASE)
@@ -363,6 +363,16 @@ def rule_gt_junk(
         gt.append(rows[~same])
         junk.append(rows[same])
     return gt, junk
+
+
+def same_camera_junk(query: pd.DataFrame, gallery: pd.DataFrame) -> np.ndarray:
+    """``(len(query), len(gallery))`` booleans: the gallery images the VeRi-776 protocol
+    ignores for each query (same vehicle, same camera; :func:`rule_gt_junk`)."""
+    _, junk = rule_gt_junk(query, gallery)
+    mask = np.zeros((len(query), len(gallery)), dtype=bool)
+    for row, columns in enumerate(junk):
+        mask[row, columns] = True
+    return mask
 
 
 def _index_mismatches(

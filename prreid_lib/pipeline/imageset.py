@@ -26,7 +26,7 @@ import torch
 
 from prreid_lib.cache import atomic_path, atomic_write, config_digest, files_digest
 from prreid_lib.config import PART_NAMES
-from prreid_lib.datasets.errors import DatasetFormatError
+from prreid_lib.errors import DatasetFormatError
 from prreid_lib.images import ImageFileError, UndecodableImageError, decode_rgb
 from prreid_lib.paths import canonical_paths
 
@@ -50,7 +50,7 @@ def decode_image(path: str, size: int) -> tuple[np.ndarray, tuple[int, int]]:
     Decoded by :func:`prreid_lib.images.decode_rgb` (full-resolution decode,
     EXIF orientation, 8-bit RGB, Pillow's bilinear resize). A file that is not
     an image, is cut short, or is over :data:`prreid_lib.images.MAX_PIXELS`
-    raises :class:`~prreid_lib.datasets.errors.DatasetFormatError` naming it.
+    raises :class:`~prreid_lib.errors.DatasetFormatError` naming it.
     """
     try:
         return decode_rgb(path, size)
@@ -260,7 +260,8 @@ class ReIDImageSet(torch.utils.data.Dataset):
             self.boxes, self.box_valid = boxes_to_tensors(self.paths, part_boxes, self.parts, sizes)
         else:
             self.boxes = torch.zeros(len(self.paths), len(self.parts), MAX_SLOTS, 4)
-            self.box_valid = torch.zeros(len(self.paths), len(self.parts), MAX_SLOTS, dtype=bool)
+            shape = (len(self.paths), len(self.parts), MAX_SLOTS)
+            self.box_valid = torch.zeros(shape, dtype=torch.bool)
         self.has_boxes = part_boxes is not None
 
     def __len__(self) -> int:

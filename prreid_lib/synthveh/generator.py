@@ -61,6 +61,7 @@ from prreid_lib.synthveh.swap import (
     swap_in,
 )
 from prreid_lib.synthveh.world import COLOURS, Identity, ModelSpec, sample_model
+from prreid_lib.synthveh_files import IDENTITIES_FILE, PARTS_FILE
 
 FORMAT_VERSION = 3
 """Bumped whenever the generator's output changes; part of ``synthveh.json``."""
@@ -190,13 +191,13 @@ LAYOUT_NAMES = {
     "VeRi-776": (
         "image_train", "image_test", "image_query", "name_train.txt", "name_test.txt",
         "name_query.txt", "train_label.xml", "test_label.xml", "gt_index.txt", "jk_index.txt",
-        "test_track.txt", "synthveh_parts.csv", "synthveh_identities.csv",
+        "test_track.txt", PARTS_FILE, IDENTITIES_FILE,
     ),
     "VehicleID": (
-        "image", "attribute", "train_test_split", "synthveh_parts.csv", "synthveh_identities.csv"
+        "image", "attribute", "train_test_split", PARTS_FILE, IDENTITIES_FILE
     ),
-    "parts": ("images", "labels", "data.yaml", "synthveh_parts.csv"),
-    "pretrain": ("image", "image_list.txt", "synthveh_parts.csv", "synthveh_identities.csv"),
+    "parts": ("images", "labels", "data.yaml", PARTS_FILE),
+    "pretrain": ("image", "image_list.txt", PARTS_FILE, IDENTITIES_FILE),
 }  # fmt: skip
 """Top-level names of each folder: prreid's whole, for manifests written before file lists."""
 
@@ -427,10 +428,10 @@ def load_synthveh_parts(root: str | Path) -> pd.DataFrame:
     and add ``path``, the canonical image path (:func:`prreid_lib.paths.canonical_paths`,
     as the loaders give it), as the first column."""
     root = canonical_path(root)
-    f = root / "synthveh_parts.csv"
+    f = root / PARTS_FILE
     if not f.is_file():
         raise FileNotFoundError(
-            f"{f}: no synthveh_parts.csv; pass a SynthVeh data set folder (VeRi-776, VehicleID "
+            f"{f}: no {PARTS_FILE}; pass a SynthVeh data set folder (VeRi-776, VehicleID "
             "or parts under the root returned by ensure_synthveh)"
         )
     df = pd.read_csv(

@@ -12,9 +12,10 @@ VehicleID training identities (the paper annotated VehicleID images).
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,6 +34,7 @@ from prreid_lib.synthveh.export import (
 from prreid_lib.synthveh.scene import Camera, sample_camera
 from prreid_lib.synthveh.world import COLOURS, MAKE_NAMES, TYPE_NAMES, Identity, ModelSpec
 from prreid_lib.synthveh.world import sample_identities as _sample_identities
+from prreid_lib.synthveh_files import IDENTITIES_FILE, PARTS_FILE
 
 DS_VERI, DS_VID, DS_PARTS, DS_PRETRAIN = 1, 2, 3, 4
 """Data-set codes in the per-image seeds (seed, code, index)."""
@@ -188,9 +190,9 @@ def plan_veri(cfg: SynthConfig, seed: int, root: Path) -> Plan:
             for r in parts
             if r[0].startswith("image_test/") and r[0][11:] in qset
         ]
-        write_csv(root / "synthveh_parts.csv", PARTS_COLUMNS, sorted(parts, key=_key))
+        write_csv(root / PARTS_FILE, PARTS_COLUMNS, sorted(parts, key=_key))
         write_csv(
-            root / "synthveh_identities.csv",
+            root / IDENTITIES_FILE,
             IDENTITY_COLUMNS,
             _identity_rows(idents, cfg, models),
         )
@@ -201,7 +203,7 @@ def plan_veri(cfg: SynthConfig, seed: int, root: Path) -> Plan:
 _PART_ORDER = {"vehicle": 0, "window": 1, "light": 2, "brand": 3}
 
 
-def _key(row: tuple) -> tuple:
+def _key(row: Sequence[Any]) -> tuple[Any, ...]:
     return row[0], _PART_ORDER[row[1]], row[2]
 
 
@@ -268,9 +270,9 @@ def plan_vehicleid(cfg: SynthConfig, seed: int, root: Path) -> Plan:
             [f"{v} {by_id[v].make * cfg.models_per_make + by_id[v].model}" for v in keep],
         )
         write_lines(attr / "color_attr.txt", [f"{v} {by_id[v].colour}" for v in keep])
-        write_csv(root / "synthveh_parts.csv", PARTS_COLUMNS, sorted(_flat(rows), key=_key))
+        write_csv(root / PARTS_FILE, PARTS_COLUMNS, sorted(_flat(rows), key=_key))
         write_csv(
-            root / "synthveh_identities.csv",
+            root / IDENTITIES_FILE,
             IDENTITY_COLUMNS,
             _identity_rows(train + test, cfg, models),
         )
@@ -308,7 +310,7 @@ def plan_pretrain(cfg: SynthConfig, seed: int, root: Path) -> Plan:
         sample_camera(np.random.default_rng([seed, DS_PRETRAIN, 2, c]), c + 1, cfg.image_size)
         for c in range(cfg.veri_cameras)
     ]
-    jobs = []
+    jobs: list[tuple] = []
     for ident in idents:
         for j in range(cfg.pretrain_images_per_id):
             c = int(rng.integers(len(cams)))
@@ -322,9 +324,9 @@ def plan_pretrain(cfg: SynthConfig, seed: int, root: Path) -> Plan:
     by_id = {i.pid: i for i in idents}
 
     def write(rows: list[list[tuple]], cfg: SynthConfig, models) -> None:
-        write_csv(root / "synthveh_parts.csv", PARTS_COLUMNS, sorted(_flat(rows), key=_key))
+        write_csv(root / PARTS_FILE, PARTS_COLUMNS, sorted(_flat(rows), key=_key))
         write_csv(
-            root / "synthveh_identities.csv",
+            root / IDENTITIES_FILE,
             IDENTITY_COLUMNS,
             _identity_rows(idents, cfg, models),
         )
@@ -367,7 +369,7 @@ def plan_parts(cfg: SynthConfig, seed: int, root: Path, vid: Plan) -> Plan:
             label = root / job[8].replace("images/", "labels/", 1).replace(".jpg", ".txt")
             write_lines(label, yolo_lines(rs))
         write_data_yaml(root)
-        write_csv(root / "synthveh_parts.csv", PARTS_COLUMNS, sorted(_flat(rows), key=_key))
+        write_csv(root / PARTS_FILE, PARTS_COLUMNS, sorted(_flat(rows), key=_key))
 
     return Plan(root, jobs, write=write)
 
@@ -392,8 +394,8 @@ def layouts_complete(root: Path, pretrain: bool = False) -> bool:
             "gt_index.txt",
             "jk_index.txt",
             "test_track.txt",
-            "synthveh_parts.csv",
-            "synthveh_identities.csv",
+            PARTS_FILE,
+            IDENTITIES_FILE,
         )
     ]
     files += [
@@ -401,9 +403,9 @@ def layouts_complete(root: Path, pretrain: bool = False) -> bool:
         for f in ("train_list", "test_list_800", "test_list_1600", "test_list_2400")
     ]
     files += [vid / "attribute" / f"{f}.txt" for f in ("model_attr", "color_attr")]
-    files += [vid / "synthveh_parts.csv", parts / "data.yaml", parts / "synthveh_parts.csv"]
+    files += [vid / PARTS_FILE, parts / "data.yaml", parts / PARTS_FILE]
     if pretrain:
-        files += [root / "pretrain" / f for f in ("synthveh_identities.csv", "image_list.txt")]
+        files += [root / "pretrain" / f for f in (IDENTITIES_FILE, "image_list.txt")]
     if not all(f.is_file() for f in files):
         return False
     counts = [

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from prreid_lib.synthveh.render import draw_vehicle, vertical_layout
-from prreid_lib.synthveh.shapes import ellipse, shade
+from prreid_lib.synthveh.shapes import ellipse, shade, triple
 from prreid_lib.synthveh.world import COLOURS, Cues, ModelSpec
 
 PART_KEYS = ("vehicle", "window", "light_left", "light_right", "brand")
@@ -75,7 +75,7 @@ def sample_camera(
         brightness=float(rng.uniform(0.72, 1.18)),
         contrast=float(rng.uniform(0.8, 1.1)),
         gamma=float(rng.uniform(0.85, 1.2)),
-        cast=tuple(float(x) for x in rng.uniform(0.88, 1.12, 3)),
+        cast=triple(float(x) for x in rng.uniform(0.88, 1.12, 3)),
         light_dir=float(rng.uniform(-0.25, 0.25)),
         blur=float(rng.uniform(0.0, 0.9)),
         res=float(rng.uniform(0.45, 1.0)),
@@ -86,10 +86,10 @@ def sample_camera(
         else int(rng.choice(3, p=[0.8, 0.1, 0.1])),
         p_occ=float(rng.uniform(0.2, 0.5)),
         pole_x=float(rng.uniform(0.15, 0.85)),
-        road=tuple(int(np.clip(grey + t, 0, 255)) for t in tint),
+        road=triple(int(np.clip(grey + t, 0, 255)) for t in tint),
         lanes=int(rng.integers(4)),
         lane_angle=float(rng.uniform(-0.3, 0.3)),
-        sky=tuple(int(x) for x in rng.uniform(120, 215, 3)),
+        sky=triple(int(x) for x in rng.uniform(120, 215, 3)),
     )
 
 
@@ -107,7 +107,7 @@ def background_texture(cam: Camera, key: tuple) -> np.ndarray:
     low = (
         np.asarray(
             Image.fromarray(((low + 3) * 40).clip(0, 255).astype(np.uint8)).resize(
-                (w, h), Image.BICUBIC
+                (w, h), Image.Resampling.BICUBIC
             ),
             dtype=np.float32,
         )
@@ -256,7 +256,12 @@ def _occluder(d: ImageDraw.ImageDraw, md: ImageDraw.ImageDraw, occ: tuple, W: in
     if occ[0] == 1:
         _, x, wd, tilt, g = occ
         x0, x1 = x * W - wd * W / 2, x * W + wd * W / 2
-        pts = [(x0 - tilt * H, 0), (x1 - tilt * H, 0), (x1 + tilt * H, H), (x0 + tilt * H, H)]
+        pts: list[tuple[float, float]] = [
+            (x0 - tilt * H, 0),
+            (x1 - tilt * H, 0),
+            (x1 + tilt * H, H),
+            (x0 + tilt * H, H),
+        ]
         d.polygon(pts, fill=(g, g, g + 8))
         d.polygon(
             [pts[0], ((x0 + x1) / 2 - tilt * H, 0), ((x0 + x1) / 2 + tilt * H, H), pts[3]],
@@ -329,7 +334,9 @@ def render_image(
     W, H = 2 * w, 2 * h
     tex = background_texture(cam, scene.bg_key)
     ox, oy = int(scene.bg_xy[0] * (tex.shape[1] - w)), int(scene.bg_xy[1] * (tex.shape[0] - h))
-    canvas = Image.fromarray(tex[oy : oy + h, ox : ox + w]).resize((W, H), Image.BILINEAR)
+    canvas = Image.fromarray(tex[oy : oy + h, ox : ox + w]).resize(
+        (W, H), Image.Resampling.BILINEAR
+    )
     draw = ImageDraw.Draw(canvas, "RGBA")
     Hm = _homography(cam, scene, m, view, W, H)
     raw = draw_vehicle(
@@ -342,7 +349,9 @@ def render_image(
     img = canvas.reduce(2)
     if cam.res < 0.97:
         small = (max(8, round(w * cam.res)), max(8, round(h * cam.res)))
-        img = img.resize(small, Image.BILINEAR, reducing_gap=2.0).resize((w, h), Image.BILINEAR)
+        img = img.resize(small, Image.Resampling.BILINEAR, reducing_gap=2.0).resize(
+            (w, h), Image.Resampling.BILINEAR
+        )
     if cam.blur > 0.3:
         img = img.filter(ImageFilter.GaussianBlur(cam.blur))
     arr = np.asarray(img, dtype=np.float32)
@@ -353,7 +362,8 @@ def render_image(
     lut = 255 * (lut / 255) ** cam.gamma + 0.5
     noise = np.random.default_rng(scene.noise_seed).standard_normal(v.shape, dtype=np.float32)
     out = Image.fromarray(np.clip(lut[v] + noise * cam.noise, 0, 255).astype(np.uint8))
-    boxes, visible = {}, {}
+    boxes: dict[str, tuple[float, ...]] = {}
+    visible: dict[str, int] = {}
     mk = np.asarray(mask) if mask is not None else None
     for key in PART_KEYS:
         x1, y1, x2, y2 = (c / 2 for c in raw[key])

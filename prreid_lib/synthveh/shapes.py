@@ -7,7 +7,9 @@ through a camera homography onto a PIL canvas.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 from PIL import ImageDraw
@@ -25,17 +27,26 @@ CUE_COLOURS: tuple[tuple[int, int, int], ...] = (
 """Colours of identity cues (stickers, ornaments, tints, decals)."""
 
 
+T = TypeVar("T")
+
+
+def triple(values: Iterable[T]) -> tuple[T, T, T]:
+    """The three items of ``values`` (an RGB colour, a gain per channel) as a tuple."""
+    first, second, third = values
+    return first, second, third
+
+
 def mix(a, b, t: float) -> tuple[int, int, int]:
     """Linear blend of two RGB colours (t=0 -> a, t=1 -> b)."""
     t = float(np.clip(t, 0.0, 1.0))
-    return tuple(int(round(x + (y - x) * t)) for x, y in zip(a[:3], b[:3], strict=True))
+    return triple(int(round(x + (y - x) * t)) for x, y in zip(a[:3], b[:3], strict=True))
 
 
 def shade(rgb, f: float) -> tuple[int, int, int]:
     """Brighten (f>1) or darken (f<1) an RGB colour; bright colours move towards white."""
     if f >= 1:
         return mix(rgb, (255, 255, 255), (f - 1) * 1.2)
-    return tuple(int(round(c * f)) for c in rgb[:3])
+    return triple(int(round(c * f)) for c in rgb[:3])
 
 
 def ellipse(cx: float, cy: float, rx: float, ry: float, n: int = 16) -> np.ndarray:
@@ -226,7 +237,7 @@ def hull(pts: np.ndarray) -> tuple[float, float, float, float]:
 
 
 def rgba(rgb, a: float) -> tuple[int, int, int, int]:
-    return (*(int(c) for c in rgb[:3]), int(round(255 * float(np.clip(a, 0.0, 1.0)))))
+    return (*triple(int(c) for c in rgb[:3]), int(round(255 * float(np.clip(a, 0.0, 1.0)))))
 
 
 def trap(ya: float, yb: float, ha: float, hb: float) -> np.ndarray:

@@ -34,13 +34,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prreid_lib.cache import atomic_write_text, read_json
+from prreid_lib.synthveh_files import MANIFEST
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - platforms without flock
     fcntl = None  # type: ignore[assignment]
 
-MANIFEST = "synthveh.json"
 JOURNAL = ".synthveh.swap"
 TMP_PREFIX = ".synthveh.tmp-"
 OWNER = "owner.json"
