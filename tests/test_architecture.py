@@ -225,3 +225,63 @@ def test_the_checks_catch_an_upward_import_and_a_cycle(tmp_path: Path):
 )
 def test_leaf_modules_import_nothing_of_the_library(leaf: str):
     assert import_graph()[leaf] <= {"prreid_lib.errors"}
+
+
+# ----------------------------------------------------------------- the chapters' imports
+
+NOTEBOOKS = PACKAGE.parent / "notebooks"
+CHAPTER_IMPORTS = (
+    "prreid_lib.studies",
+    "prreid_lib.viz",
+    "prreid_lib.chapter_parameters",
+    "prreid_lib.book_timing",
+)
+"""What a chapter may import from the library: the study layer and the figures, plus the
+cells every chapter shares (the parameter check and the chapter's stated time)."""
+
+
+def chapter_imports(notebook: Path) -> set[str]:
+    """Every ``prreid_lib`` module a notebook's code cells import (``from X import y``
+    counts as ``X.y`` when ``X`` is the package itself)."""
+    import json
+
+    found: set[str] = set()
+    for cell in json.loads(notebook.read_text())["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        source = "".join(cell["source"])
+        lines = [ln for ln in source.splitlines() if not ln.lstrip().startswith(("%", "!"))]
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                if node.module == "prreid_lib":
+                    found |= {f"prreid_lib.{a.name}" for a in node.names}
+                elif node.module.startswith("prreid_lib."):
+                    found.add(node.module)
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names if a.name.startswith("prreid_lib")}
+    return found
+
+
+def chapter_import_violations(notebooks: list[Path]) -> list[str]:
+    """``chapter: module`` for every import outside :data:`CHAPTER_IMPORTS`."""
+    return [
+        f"{nb.stem}: {module}"
+        for nb in notebooks
+        for module in sorted(chapter_imports(nb))
+        if not any(_within(module, allowed) for allowed in CHAPTER_IMPORTS)
+    ]
+
+
+def test_chapters_import_only_the_study_layer_and_the_figures():
+    notebooks = sorted(NOTEBOOKS.glob("*.ipynb"))
+    assert len(notebooks) >= 9
+    assert chapter_import_violations(notebooks) == []
+
+
+def test_the_chapter_check_catches_a_direct_import(tmp_path: Path):
+    import json
+
+    source = ["from prreid_lib import metrics\n", "from prreid_lib.viz import image_grid\n"]
+    cells = [{"cell_type": "code", "source": source}]
+    (tmp_path / "99_x.ipynb").write_text(json.dumps({"cells": cells}))
+    assert chapter_import_violations([tmp_path / "99_x.ipynb"]) == ["99_x: prreid_lib.metrics"]

@@ -184,10 +184,22 @@ def test_list_parameter_that_is_no_list_is_refused_by_name(value):
         as_list(value, "seeds")
 
 
-def test_every_list_parameter_is_read_through_as_list():
+LIST_PARAMETERS = [
+    ("seeds", "[0, 1]", [0, 1]),
+    ("input_sizes", "[64, 96]", [64, 96]),
+    ("outside_cue_shares", "[0, 0.5]", [0.0, 0.5]),
+]
+
+
+def test_every_list_parameter_is_parsed_by_the_parameter_check():
+    """Papermill gives ``-p seeds "[0, 1]"`` as text: the check cell after ``parameters``
+    parses every list parameter a chapter declares, so no cell parses it again."""
+    from prreid_lib.chapter_parameters import KINDS
+
     for nb_path in list_chapters():
         nb = json.loads(nb_path.read_text())
         code = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
-        for name in ("seeds", "input_sizes", "outside_cue_shares"):
+        for name, text, value in LIST_PARAMETERS:
             if f"\n{name} = " in "\n" + code:
-                assert f"as_list({name}" in code, f"{nb_path.name}: read {name} through as_list"
+                assert KINDS[name].convert(text) == value, f"{nb_path.name}: {name}"
+                assert f"as_list({name}" not in code, f"{nb_path.name}: {name} parsed twice"

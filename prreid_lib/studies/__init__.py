@@ -13,7 +13,16 @@ package gives them one way to do it, in three modules:
 - :mod:`prreid_lib.studies.near_duplicates`: pairs of near-duplicate
   identities and the make-model-colour floor.
 
-The chapters import every name from here. A chapter explains and calls; the
+Each chapter's own steps live in a module of their own, which the chapter
+imports directly: :mod:`~prreid_lib.studies.dataset_tour` (chapter 1),
+:mod:`~prreid_lib.studies.part_labels` (2), :mod:`~prreid_lib.studies.detection`
+(3), :mod:`~prreid_lib.studies.comparison` (4 and 6),
+:mod:`~prreid_lib.studies.evaluation` (5), :mod:`~prreid_lib.studies.resolution`
+(7), :mod:`~prreid_lib.studies.cam` (8) and :mod:`~prreid_lib.studies.appendix`.
+
+The chapters import the shared names from here, including the library's pieces they use
+directly: :func:`~prreid_lib.results.save_table` and the verdicts of
+:mod:`prreid_lib.uncertainty`. A chapter explains and calls; the
 logic lives in the library: beside these modules, the detected part boxes of
 chapter 3 (:mod:`prreid_lib.detector`), the VeRi-776 junk rule
 (:mod:`prreid_lib.datasets.veri776`), the VeRi-776 table figures
@@ -23,10 +32,12 @@ chapter 3 (:mod:`prreid_lib.detector`), the VeRi-776 junk rule
 
 from __future__ import annotations
 
+from prreid_lib.config import PART_NAMES
 from prreid_lib.datasets.veri776 import same_camera_junk
 from prreid_lib.detector import detected_boxes_path, load_detected_boxes, save_detected_boxes
 from prreid_lib.evaluate import veri_figures
-from prreid_lib.paper_tables import LABELS, Variant
+from prreid_lib.paper_tables import LABELS, PAPER_LABEL, Variant
+from prreid_lib.results import save_table
 from prreid_lib.studies.data import (
     MIN_DETECTED_COVERAGE,
     PART_SOURCES,
@@ -72,8 +83,31 @@ from prreid_lib.studies.variants import (
     variant_config,
 )
 from prreid_lib.synthveh_files import is_synthveh
+from prreid_lib.uncertainty import (
+    MARGIN_SE,
+    bootstrap_mean,
+    bootstrap_paired_difference,
+    difference_from_value,
+    ordering_against,
+    pair_verdict,
+    paired_difference,
+    seed_difference,
+    seed_spread,
+)
 
 __all__ = [
+    "PART_NAMES",
+    "PAPER_LABEL",
+    "save_table",
+    "MARGIN_SE",
+    "bootstrap_mean",
+    "bootstrap_paired_difference",
+    "difference_from_value",
+    "ordering_against",
+    "pair_verdict",
+    "paired_difference",
+    "seed_difference",
+    "seed_spread",
     "ABLATION_VARIANTS",
     "ALL_PARTS",
     "BASELINE",

@@ -48,7 +48,7 @@ ABLATION_VARIANTS: dict[str, dict[str, Any]] = {
     Variant.BASELINE: {"lambda_p": NO_PARTS},
 }
 """The seven rows of the paper's Table 4 by key, as overrides of the profile's TrainConfig."""
-HEADLINE_PAIR = {key: ABLATION_VARIANTS[key] for key in (BASELINE, FULL)}
+HEADLINE_PAIR: dict[str, dict[str, Any]] = {key: ABLATION_VARIANTS[key] for key in (BASELINE, FULL)}
 """Chapter 4's comparison: the baseline and the part-regularized model."""
 
 

@@ -1,0 +1,281 @@
+"""Where the identity classifier looks: the class activation maps of chapter 8 (paper Fig. 5).
+
+The maps themselves are :mod:`prreid_lib.cam`'s (exact CAMs of the global
+branch); the chapter teaches three of its functions by name
+(:func:`~prreid_lib.cam.class_activation_maps`,
+:func:`~prreid_lib.cam.global_class_weights`,
+:func:`~prreid_lib.cam.identity_classes`), re-exported here. This module puts
+them to work on a set of training images: the maps of each model
+(:func:`cam_shares`), the share of their positive mass inside the part boxes
+against the share of the image the boxes cover, with bootstrap intervals
+(:func:`share_table`), the paired difference between the baseline and the
+part-regularized model in words (:func:`share_shift`), and the panels of the
+CAM-pair figure (:func:`cam_pair_panels`, drawn by
+:func:`prreid_lib.viz.cam.cam_pair_figure`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from prreid_lib.cam import (
+    activation_share_in_parts,
+    box_masks,
+    class_activation_maps,
+    global_class_weights,
+    identity_classes,
+    upsample_cams,
+)
+from prreid_lib.config import PART_NAMES
+from prreid_lib.imagenet import normalize_images
+from prreid_lib.images import shown_rgb
+from prreid_lib.model import PartRegularizedReID
+from prreid_lib.paper_tables import LABELS
+from prreid_lib.pipeline.imageset import ReIDImageSet, default_cache_dir
+from prreid_lib.runs import TrainResult
+from prreid_lib.studies.data import StudyData
+from prreid_lib.studies.variants import BASELINE, FULL
+from prreid_lib.uncertainty import (
+    Interval,
+    Verdict,
+    bootstrap_mean,
+    bootstrap_paired_difference,
+    paired_difference,
+)
+
+__all__ = [
+    "CAM_LABELS",
+    "UNIFORM",
+    "UNION",
+    "CamPairPanels",
+    "CamShares",
+    "ShareShift",
+    "cam_models",
+    "cam_pair_panels",
+    "cam_shares",
+    "class_activation_maps",
+    "class_logits",
+    "decoded_images",
+    "final_training_accuracy",
+    "global_class_weights",
+    "identity_classes",
+    "overlay_maps",
+    "setup_summary",
+    "share_shift",
+    "share_table",
+    "shift_words",
+]
+
+CAM_LABELS: dict[str, str] = {BASELINE: "baseline (NoPR)", FULL: "part-regularized (PR)"}
+"""Short names of the two models in the chapter's figures and tables."""
+UNIFORM = "uniform map (area of the boxes)"
+"""The reference row of :func:`share_table`: a map that ignores the image."""
+UNION = "all parts (union)"
+"""The column of :func:`share_table` with the share inside the union of the part boxes."""
+
+
+def cam_models(runs: Mapping[str, TrainResult]) -> dict[str, PartRegularizedReID]:
+    """The trained model of each run, in eval mode, by variant name (in the order of ``runs``)."""
+    return {name: run.model.eval() for name, run in runs.items()}
+
+
+def setup_summary(data: StudyData, runs: Mapping[str, TrainResult]) -> str:
+    """Lines saying which data and part boxes the chapter uses and whether each model
+    was reused from the run cache or trained now."""
+    lines = [
+        f"data: {'SynthVeh' if data.synthetic else 'the real data sets'}",
+        f"part boxes: {data.part_source}",
+    ]
+    for name, run in runs.items():
+        how = "reused from the run cache" if run.reused else "trained now"
+        lines.append(f"{LABELS.get(name, name):28s} {how}")
+    return "\n".join(lines)
+
+
+def final_training_accuracy(runs: Mapping[str, TrainResult]) -> dict[str, float]:
+    """Each run's global-branch training accuracy in its last epoch, by variant name."""
+    return {name: float(run.history["global_acc"].iloc[-1]) for name, run in runs.items()}
+
+
+def decoded_images(frame: pd.DataFrame, input_size: int) -> torch.Tensor:
+    """The images of ``frame`` (column ``path``) as uint8 (N, 3, S, S) at ``input_size``,
+    decoded as training decodes them (and kept in the decoded-image cache)."""
+    return ReIDImageSet(frame, None, input_size, (), default_cache_dir(), relabel=False).images
+
+
+@torch.no_grad()
+def class_logits(
+    model: PartRegularizedReID, images: torch.Tensor, classes: torch.Tensor
+) -> torch.Tensor:
+    """The global-branch logit (N,) of class ``classes[n]`` for image ``n``, float64 on the CPU.
+
+    ``images`` are uint8 (N, 3, S, S) at the model's input size (:func:`decoded_images`);
+    the model runs as it is (eval mode for the logits a CAM splits)."""
+    device = next(model.parameters()).device
+    logits = model(normalize_images(images).to(device))["global_logits"].double().cpu()
+    return logits[torch.arange(len(images)), torch.as_tensor(classes)]
+
+
+@dataclass(frozen=True)
+class CamShares:
+    """The class activation maps of some models on one set of images, and their shares.
+
+    ``frame``: the images (one row each, columns ``path``, ``pid``); ``maps``: the CAM
+    (N, S, S) of each model, by variant name, each image for its own identity;
+    ``shares``: per image, the share of each map's positive mass inside the union of the
+    part boxes (column ``"parts"``) and inside each part
+    (:func:`~prreid_lib.cam.activation_share_in_parts`); ``area``: the same for a uniform
+    map, i.e. the share of the image the boxes cover.
+    """
+
+    frame: pd.DataFrame
+    maps: dict[str, torch.Tensor]
+    shares: dict[str, pd.DataFrame]
+    area: pd.DataFrame
+
+    @property
+    def grid(self) -> int:
+        """The side S of the maps' grid."""
+        return int(next(iter(self.maps.values())).shape[-1])
+
+
+def cam_shares(
+    models: Mapping[str, PartRegularizedReID],
+    frame: pd.DataFrame,
+    part_boxes: pd.DataFrame,
+    input_size: int,
+    *,
+    cache: bool = True,
+) -> CamShares:
+    """The CAM of every model on the training images ``frame`` (each for its own identity)
+    and the share of its positive mass inside the part boxes ``part_boxes``.
+
+    The images are decoded at ``input_size`` (kept in the decoded-image cache unless
+    ``cache`` is false); the identities must be training identities of every model.
+    """
+    if frame.empty:
+        raise ValueError("cam_shares needs at least one image; the image frame is empty")
+    cache_dir = default_cache_dir() if cache else None
+    images = ReIDImageSet(frame, part_boxes, input_size, PART_NAMES, cache_dir, relabel=False)
+    masks = box_masks(images.boxes, images.box_valid, input_size)
+    area = activation_share_in_parts(torch.ones(len(frame), input_size, input_size), masks)
+    maps = {
+        name: class_activation_maps(m, images.images, identity_classes(m, frame["pid"]))
+        for name, m in models.items()
+    }
+    shares = {name: activation_share_in_parts(cams, masks) for name, cams in maps.items()}
+    return CamShares(images.frame, maps, shares, area)
+
+
+def share_table(
+    result: CamShares, *, seed: int = 0, labels: Mapping[str, str] = CAM_LABELS
+) -> tuple[pd.DataFrame, dict[str, Interval]]:
+    """Mean share of positive CAM mass inside the part boxes, one row per model.
+
+    The first row (:data:`UNIFORM`) is the reference, a uniform map; then one row per
+    model, named by ``labels``. Columns: :data:`UNION`, one per part, and the 95%
+    bootstrap interval (``seed``) of the union's mean over the images. Returns the table
+    and the intervals by row name. Images whose map has no positive mass are left out.
+    """
+    shares = {UNIFORM: result.area} | {
+        labels.get(name, name): s for name, s in result.shares.items()
+    }
+    table = pd.DataFrame({name: s.mean() for name, s in shares.items()}).T
+    table.columns = [UNION, *table.columns[1:]]
+    intervals = {name: bootstrap_mean(s["parts"].dropna(), seed=seed) for name, s in shares.items()}
+    table["union: 95% CI low"] = [intervals[n].low for n in table.index]
+    table["union: 95% CI high"] = [intervals[n].high for n in table.index]
+    return table, intervals
+
+
+@dataclass(frozen=True)
+class ShareShift:
+    """How part regularization moved the maps' share inside the part boxes, image by image.
+
+    ``moved``: the mean paired difference (other minus base) with its 95% bootstrap
+    interval, as shown; ``verdict``: the same difference read by the book's one rule
+    (beyond two standard errors); ``words``: that verdict as a phrase.
+    """
+
+    moved: Interval
+    verdict: Verdict
+    words: str
+
+
+def shift_words(verdict: Verdict) -> str:
+    """A phrase for a paired difference in the share inside the part boxes: whether it
+    moved the map towards the parts, away from them, or not measurably."""
+    if not verdict.beyond:
+        return f"did not move it measurably: the difference {verdict.words()}"
+    if verdict.difference > 0:
+        return f"moved it towards the parts: the difference {verdict.words()}"
+    return f"moved it away from the parts: the difference {verdict.words()}"
+
+
+def share_shift(
+    result: CamShares, *, base: str = BASELINE, other: str = FULL, seed: int = 0
+) -> ShareShift:
+    """The paired difference of the share inside the part boxes between the models ``base``
+    and ``other`` over the images where both maps have positive mass."""
+    missing = {base, other} - set(result.shares)
+    if missing:
+        raise ValueError(
+            f"share_shift compares models {base!r} and {other!r}, but the maps have none for "
+            f"{sorted(missing)}; models: {list(result.shares)}"
+        )
+    per_image = pd.DataFrame({n: result.shares[n]["parts"] for n in (base, other)}).dropna()
+    moved = bootstrap_paired_difference(per_image[base], per_image[other], seed=seed)
+    verdict = paired_difference(per_image[base], per_image[other], seed=seed)
+    return ShareShift(moved, verdict, shift_words(verdict))
+
+
+def overlay_maps(maps: torch.Tensor, sizes: list[tuple[int, int]]) -> list[np.ndarray]:
+    """Each map (N, S, S) as drawn over its image: its positive part, upsampled bilinearly to
+    the image's ``(height, width)`` and divided by its maximum (values in [0, 1])."""
+    if len(maps) != len(sizes):
+        raise ValueError(f"overlay_maps got {len(maps)} maps but {len(sizes)} image sizes")
+    out = []
+    for k, size in enumerate(sizes):
+        cam = upsample_cams(maps[k : k + 1], size)[0].clamp_min(0)
+        out.append((cam / cam.max().clamp_min(1e-12)).numpy())
+    return out
+
+
+@dataclass(frozen=True)
+class CamPairPanels:
+    """What the CAM-pair figure draws, one entry per image (rows ``2k``, ``2k + 1`` a pair).
+
+    ``pictures``: the images as a viewer shows them (H, W, 3); ``overlays``: per model
+    label, each image's map scaled to [0, 1] at the picture's size (:func:`overlay_maps`);
+    ``shares``: per model label, each map's share inside the part boxes; ``boxes``: each
+    image's part boxes (``None`` when it has none); ``pids``: each image's identity.
+    """
+
+    pictures: list[np.ndarray]
+    overlays: dict[str, list[np.ndarray]]
+    shares: dict[str, list[float]]
+    boxes: list[pd.DataFrame | None]
+    pids: list[int]
+
+
+def cam_pair_panels(
+    result: CamShares, part_boxes: pd.DataFrame, *, labels: Mapping[str, str] = CAM_LABELS
+) -> CamPairPanels:
+    """The panels of :func:`prreid_lib.viz.cam.cam_pair_figure` for the maps ``result``
+    (e.g. of near-duplicate pairs), models named by ``labels``, boxes from ``part_boxes``."""
+    paths = list(result.frame["path"])
+    pictures = [np.asarray(shown_rgb(p)) for p in paths]  # upright, as a viewer shows it
+    sizes = [picture.shape[:2] for picture in pictures]
+    by_path = part_boxes.groupby("path")
+    return CamPairPanels(
+        pictures=pictures,
+        overlays={labels.get(n, n): overlay_maps(m, sizes) for n, m in result.maps.items()},
+        shares={labels.get(n, n): list(s["parts"]) for n, s in result.shares.items()},
+        boxes=[by_path.get_group(p) if p in by_path.groups else None for p in paths],
+        pids=[int(pid) for pid in result.frame["pid"]],
+    )
