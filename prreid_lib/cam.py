@@ -88,7 +88,7 @@ def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
 
     Not the decoder's filter (Pillow's bilinear, which averages when it
     shrinks): images decoded at ``size`` by
-    :func:`prreid_lib.pipeline.imageset.decode_images` pass unchanged and are
+    ``prreid_lib.pipeline.imageset.decode_images`` pass unchanged and are
     exactly what training and evaluation see.
     """
     if images.shape[-2:] == (size, size):
@@ -109,7 +109,7 @@ def class_activation_maps(
     """Exact class activation maps (N, S, S) of the global branch, float32 on the CPU.
 
     ``images`` are uint8 (N, 3, H, W), as
-    :func:`prreid_lib.pipeline.imageset.decode_images` decodes them for training
+    ``prreid_lib.pipeline.imageset.decode_images`` decodes them for training
     and evaluation (:mod:`prreid_lib.images`) at ``input_size``, default the
     model's training size ``model.input_size``; images of another size are
     resized with torch's bilinear interpolation, which differs from the

@@ -1,7 +1,7 @@
 """Image files as a viewer shows them: the one decoder of every image the model sees.
 
 :func:`decode_rgb` is what training and evaluation (through
-:func:`prreid_lib.pipeline.imageset.decode_images`), ``prreid extract`` and
+``prreid_lib.pipeline.imageset.decode_images``), ``prreid extract`` and
 the class activation maps feed the model, and what the README and the
 metadata of an exported model document. For a file and a size S it
 
@@ -9,7 +9,7 @@ metadata of an exported model document. For a file and a size S it
    than :data:`MAX_PIXELS` pixels (from the header, before any pixel is decoded);
 2. decodes the whole image at full resolution (never JPEG's reduced-scale
    "draft" decoding);
-3. applies the EXIF orientation as :func:`PIL.ImageOps.exif_transpose` does,
+3. applies the EXIF orientation as ``PIL.ImageOps.exif_transpose`` does,
    so the image stands as a viewer shows it (a malformed EXIF block is ignored);
 4. makes it 8-bit RGB (:func:`to_rgb`): 16-bit and 32-bit integer images are
    scaled by their bit depth (65535 -> 255), float images in [0, 1] times 255;

@@ -229,7 +229,7 @@ def load_vehicleid(root: str | Path, test_size: int = 800, check_images: bool = 
     scaled lists). Missing attribute files leave <NA> attributes;
     ``check_images`` verifies that every listed image exists. Any format
     problem raises :class:`DatasetFormatError` naming the file, line and fix,
-    and so do lists that void the protocol (:func:`check_split_lists`).
+    and so do lists that void the protocol (``check_split_lists``).
     """
     base = find_dataset_root(root, "train_test_split", VEHICLEID_SUBDIRS, "VehicleID", _FIX_ROOT)
     split_dir = base / "train_test_split"

@@ -203,7 +203,7 @@ def cue_outside_gains(
 
     ``data_seed`` seeds the generated data sets and the gallery splits. On real
     data only the profile's own share can be measured: the study prints
-    :data:`NO_CUE_KNOB` and stops at the first other share.
+    ``NO_CUE_KNOB`` and stops at the first other share.
     """
     rows = []
     for share in shares:

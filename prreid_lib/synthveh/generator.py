@@ -218,7 +218,7 @@ def generate_synthveh(
     each with ``synthveh_parts.csv``. ``synthveh.json`` (config, seed, format
     version and every file written) is the manifest. The data set is rendered
     into a temporary folder inside ``out`` and swapped in
-    (:mod:`prreid_lib.synthveh.swap`): a second run replaces only the files the
+    (``prreid_lib.synthveh.swap``): a second run replaces only the files the
     manifest lists and keeps whatever else the user put in ``out`` or inside the
     data-set folders; an interrupted or killed run leaves the previous data set
     whole, and the next run rolls a killed swap back and removes the temporary
