@@ -81,7 +81,8 @@ CHANGE = "change of CMC@1 over the baseline"
 
 def training_seeds(profile: Profile, seeds: Sequence[int] | None, *, first: int = 0) -> list[int]:
     """The training seeds of the comparison: ``seeds`` as ints, or (``None`` or empty) the
-    profile's default ``first``, ``first + 1``, ... (:func:`~prreid_lib.studies.variants.headline_seeds`)."""
+    profile's default ``first``, ``first + 1``, ...
+    (:func:`~prreid_lib.studies.variants.headline_seeds`)."""
     return [int(s) for s in seeds] if seeds else headline_seeds(profile, first=first)
 
 
@@ -118,20 +119,22 @@ def pretraining_summary(data: StudyData) -> Pretraining:
 
 
 def headline_pair(train_epochs: int | None = None) -> dict[str, dict[str, Any]]:
-    """Chapter 4's two variants (:data:`~prreid_lib.studies.variants.HEADLINE_PAIR`), trained for ``train_epochs``
-    when given (else the profile's epochs)."""
+    """Chapter 4's two variants (:data:`~prreid_lib.studies.variants.HEADLINE_PAIR`), trained
+    for ``train_epochs`` when given (else the profile's epochs)."""
     longer = {"epochs": int(train_epochs)} if train_epochs else {}
     return {name: {**overrides, **longer} for name, overrides in HEADLINE_PAIR.items()}
 
 
 def labelled_histories(runs: Mapping[str, TrainResult]) -> dict[str, pd.DataFrame]:
-    """Each run's per-epoch history under its variant's label (:data:`~prreid_lib.paper_tables.LABELS`)."""
+    """Each run's per-epoch history under its variant's label
+    (:data:`~prreid_lib.paper_tables.LABELS`)."""
     return {LABELS.get(name, name): run.history for name, run in runs.items()}
 
 
 def headline_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """Chapter 4's table: the :data:`HEADLINE_COLUMNS` of a :func:`~prreid_lib.studies.variants.seed_summary`, rows
-    named as the paper's (:data:`~prreid_lib.paper_tables.LABELS`)."""
+    """Chapter 4's table: the :data:`HEADLINE_COLUMNS` of a
+    :func:`~prreid_lib.studies.variants.seed_summary`, rows named as the paper's
+    (:data:`~prreid_lib.paper_tables.LABELS`)."""
     return summary[HEADLINE_COLUMNS].rename(index=LABELS)
 
 
@@ -212,7 +215,8 @@ def headline_numbers(
 
 
 def ablation_variants(data: StudyData) -> dict[str, dict[str, Any]]:
-    """The rows of Table 4 this data can train and test (:data:`~prreid_lib.studies.variants.ABLATION_VARIANTS`):
+    """The rows of Table 4 this data can train and test
+    (:data:`~prreid_lib.studies.variants.ABLATION_VARIANTS`):
     without part boxes on the test images the parts-only row is left out (its test
     feature fuses the three part features, as in the paper)."""
     variants = dict(ABLATION_VARIANTS)
@@ -242,9 +246,9 @@ def headline_noise(
 def ablation_table(
     ours: pd.DataFrame, variants: Sequence[str], ours_label: str, paper_label: str = PAPER_LABEL
 ) -> pd.DataFrame:
-    """Our :func:`~prreid_lib.studies.variants.seed_summary` of the ablation beside the paper's Table 4, one row per
-    variant of ``variants`` (joined by key): CMC@1 and CMC@5 of both, our mAP, and each
-    side's change of CMC@1 over its own baseline."""
+    """Our :func:`~prreid_lib.studies.variants.seed_summary` of the ablation beside the
+    paper's Table 4, one row per variant of ``variants`` (joined by key): CMC@1 and CMC@5
+    of both, our mAP, and each side's change of CMC@1 over its own baseline."""
     paper = paper_tables.ablation_table()
     table = pd.DataFrame(
         {
