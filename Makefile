@@ -4,7 +4,8 @@
 # Faster: make test-unit  the unit tests only (pytest -m "not slow": no notebooks, book,
 #   browser, trainings in subprocesses or detector training)
 # Checks: make lint  ruff (rules and formatting);  make typecheck  mypy on prreid_lib
-# Optional: make book PROFILE=veri776 DATA_ROOT=/data/VeRi-776  (see README)
+# Optional: make book PROFILE=vehicleid DATA_ROOT=/data/reid  (real data; see README)
+# Course: make handout  the chapters as student notebooks in handout/ (or HANDOUT=DIR)
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -16,11 +17,12 @@ DATA_ROOT ?=
 SEED ?= 0
 DATA_SEED ?= 0
 DEVICE ?= auto
+HANDOUT ?= handout
 
-.PHONY: book test test-unit install mathjax chromium lint typecheck clean-book
+.PHONY: book test test-unit install mathjax chromium lint typecheck clean-book handout
 
 book: install mathjax
-	$(VENV)/bin/prreid book --profile $(PROFILE) --seed $(SEED) --data-seed $(DATA_SEED) --device $(DEVICE) $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
+	$(VENV)/bin/prreid book --profile $(PROFILE) --seed $(SEED) --device $(DEVICE) $(if $(DATA_ROOT),--data-root $(DATA_ROOT),--data-seed $(DATA_SEED))
 
 test: install mathjax chromium
 	$(PY) -m pytest
@@ -33,9 +35,12 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[book,dev,export]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[book,dev,export,tensorboard]'
 	$(PY) -m pip install --quiet --no-deps fastreid==1.4.0  # evaluator used as a test reference only
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (prreid)" >/dev/null
+# `jupyter lab` of this venv also starts as root (a container's user); others see no change
+	mkdir -p $(VENV)/etc/jupyter
+	echo '{"ServerApp": {"allow_root": true}}' > $(VENV)/etc/jupyter/jupyter_server_config.json
 	touch $@
 
 # MathJax 3 is served from the book itself (no CDN): taken from the npm package.
@@ -57,6 +62,10 @@ lint: install
 # Settings in pyproject.toml ([tool.mypy]).
 typecheck: install
 	$(VENV)/bin/mypy
+
+# Student notebooks: no solutions, no outputs, a README (see `prreid handout --help`).
+handout: install
+	$(VENV)/bin/prreid handout --out $(HANDOUT)
 
 clean-book:
 	rm -rf _build book/_generated

@@ -27,8 +27,10 @@ RUN_FILES = (
     "config.json",
     "metrics.csv",
     "metrics.json",
+    "log.txt",
 )
-"""The files of a run folder that prreid reads back (:mod:`prreid_lib.runs`); never an --out."""
+"""The files of a run folder that prreid reads back (:mod:`prreid_lib.runs`), and its
+training log; never an --out."""
 
 
 class OptionError(ValueError):
@@ -47,8 +49,32 @@ class Interrupted(KeyboardInterrupt):
     """Ctrl-C (or SIGTERM) with one line: what the command kept and how to resume."""
 
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` ends each option's text with ``(default: X)``.
+
+    Left out where the text already says ``default: ...`` (an option whose
+    default is filled in after parsing says it itself), for flags, and for
+    defaults ``None`` or empty.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        empty = default is None or default is False or default == [] or default == ""
+        if "default:" in text or empty or default == argparse.SUPPRESS:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 class Parser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose errors are one line, ``prog: error: message`` (no usage)."""
+    """An ``ArgumentParser`` whose errors are one line, ``prog: error: message`` (no usage).
+
+    ``--help`` shows every option's default (:class:`DefaultsHelpFormatter`).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n")

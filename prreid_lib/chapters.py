@@ -2,15 +2,19 @@
 
 `prreid book` (and `make book`) call :func:`run_chapters` then :func:`build_book`.
 Every chapter is a parameterized notebook in ``notebooks/``; the executed copies
-land in ``book/_generated/`` where ``_toc.yml`` expects them.
+land in ``book/_generated/`` where ``_toc.yml`` expects them. The kernel's own
+startup warning about its unencrypted local TCP transport is filtered out of its
+log (:data:`KERNEL_CONFIG`); every other message of the kernel still shows.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +26,26 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 GENERATED_DIR = REPO_ROOT / "book" / "_generated"
 TIMINGS_FILE = "chapter_timings.csv"
+KERNEL_WARNING = "running over TCP without encryption"
+"""The part of the warning ipykernel logs at startup on the TCP transport papermill
+uses (ipykernel 7); the kernel and papermill talk over the loopback interface."""
+KERNEL_CONFIG = f"""# Kernel configuration of prreid_lib.chapters (loaded with --config).
+import logging
+
+
+class QuietTransportWarning(logging.Filter):
+    \"\"\"Drop the kernel's warning about its local TCP transport; keep every other record.\"\"\"
+
+    def filter(self, record):
+        return {KERNEL_WARNING!r} not in record.getMessage()
+
+
+c.IPKernelApp.logging_config = {{
+    "filters": {{"prreid_quiet_transport": {{"()": QuietTransportWarning}}}},
+    "handlers": {{"console": {{"filters": ["prreid_quiet_transport"]}}}},
+}}
+"""
+"""A kernel configuration file: the kernel's log handler drops :data:`KERNEL_WARNING`."""
 
 
 def output_dir_for(profile: str, output_dir: str | None = None) -> str:
@@ -111,20 +135,32 @@ def run_chapter(
     output.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     try:
-        pm.execute_notebook(
-            str(notebook),
-            str(output),
-            parameters=params.as_dict(),
-            kernel_name=kernel,
-            cwd=str(cwd),
-            progress_bar=False,
-        )
+        with quiet_kernel_arguments() as extra_arguments:
+            pm.execute_notebook(
+                str(notebook),
+                str(output),
+                parameters=params.as_dict(),
+                kernel_name=kernel,
+                cwd=str(cwd),
+                progress_bar=False,
+                extra_arguments=extra_arguments,
+            )
     except pm.PapermillExecutionError as err:
         raise ChapterFailed(
             f"chapter {notebook.name} failed in cell {err.exec_count}: {err.ename}: {err.evalue}\n"
             f"the executed notebook with the full traceback is {output}"
         ) from None
     return time.perf_counter() - start
+
+
+@contextmanager
+def quiet_kernel_arguments() -> Iterator[list[str]]:
+    """Kernel command-line arguments that load :data:`KERNEL_CONFIG` (a temporary file,
+    removed on exit): ``["--config=/tmp/.../kernel_config.py"]``."""
+    with tempfile.TemporaryDirectory(prefix="prreid-kernel-") as folder:
+        path = Path(folder) / "kernel_config.py"
+        path.write_text(KERNEL_CONFIG, encoding="utf-8")
+        yield [f"--config={path}"]
 
 
 def run_chapters(

@@ -1,4 +1,4 @@
-"""The ``prreid`` console script: synth, train, detect, evaluate, extract, export, book, archive.
+"""The ``prreid`` command: synth, train, detect, evaluate, extract, search, export, book, archive.
 
 Each sub-command is a thin wrapper over one library function; errors a user
 can fix (a wrong path, a bad profile name, a malformed file, an unknown option)
@@ -33,7 +33,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, PrreidError
 """Printed as one line: bad values and files (``ValueError``, data-set format errors),
 missing or unwritable paths and full disks (``OSError``), failures prreid explains
 itself (:class:`~prreid_lib.errors.PrreidError`). Other errors keep their traceback."""
-DELEGATES = ("train", "detect", "evaluate", "extract", "export")
+DELEGATES = ("train", "detect", "evaluate", "extract", "search", "export")
 """Sub-commands whose own parser reads the rest of the line (and refuses unknown options)."""
 RERUN = "run the same command again"
 KEPT_ON_INTERRUPT = {
@@ -41,10 +41,12 @@ KEPT_ON_INTERRUPT = {
     "detect": f"the detector training did not finish; {RERUN}",
     "evaluate": f"nothing was written; {RERUN}",
     "extract": f"nothing was written; {RERUN}",
+    "search": f"nothing was written; {RERUN}",
     "export": f"nothing was written; {RERUN}",
     "synth": f"no new data set was written; {RERUN}",
     "book": f"runs that finished are kept and reused; {RERUN}",
     "archive": f"{RERUN} (the archive is replaced as a whole)",
+    "handout": f"some notebooks may be missing; {RERUN}",
 }
 """What an interrupted sub-command kept, when it does not say more itself."""
 
@@ -112,6 +114,12 @@ def _cmd_extract(args: argparse.Namespace, rest: list[str]) -> int:
     return int(extract.main(rest) or 0)
 
 
+def _cmd_search(args: argparse.Namespace, rest: list[str]) -> int:
+    from prreid_lib import search
+
+    return int(search.main(rest) or 0)
+
+
 def _cmd_export(args: argparse.Namespace, rest: list[str]) -> int:
     from prreid_lib import export
 
@@ -130,6 +138,10 @@ def _cmd_book(args: argparse.Namespace) -> int:
         args.profile, args.data_root, args.seed, args.device, output_dir, args.data_seed
     )
     chapters = _chosen_chapters(list_chapters(), args.chapters)
+    if args.data_root is not None:  # real data: labels and VehicleID checked before any chapter
+        from prreid_lib.studies.data import check_book_data
+
+        check_book_data(args.data_root, [c.stem for c in chapters])
     total = time.perf_counter()
     steps: list[tuple[str, float]] = []
     try:
@@ -221,6 +233,21 @@ def _cmd_archive(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_handout(args: argparse.Namespace) -> int:
+    from prreid_lib.chapters import list_chapters
+    from prreid_lib.handout import write_handout
+
+    out = argcheck.output_folder("--out", args.out, "pass a folder to write the notebooks in")
+    chapters = _chosen_chapters(list_chapters(), args.chapters)
+    write_handout(out, chapters)
+    print(
+        f"wrote {len(chapters)} student notebook{'s' * (len(chapters) != 1)} and README.md "
+        f"to {out}; "
+        f"open them with: .venv/bin/jupyter lab {out}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``prreid`` console script."""
     parser = argcheck.Parser(prog="prreid", description=__doc__.splitlines()[0])
@@ -235,8 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Generate SynthVeh and write it under --out in the official layouts: "
         "OUT/VeRi-776/, OUT/VehicleID/ and OUT/parts/ (YOLO part labels, data.yaml).",
     )
-    synth.add_argument("--profile", choices=profiles, default="quick")
-    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--profile", choices=profiles, default="quick", help="SynthVeh size")
+    synth.add_argument("--seed", type=int, default=0, help="SynthVeh seed")
     synth.add_argument("--out", required=True, help="output folder (VeRi-776/, VehicleID/, parts/)")
 
     for name, text in (
@@ -244,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("detect", "train the YOLO part detector / predict part boxes"),
         ("evaluate", "evaluate a trained run on a protocol"),
         ("extract", "features of a folder of images: FEATS.npy + FEATS.csv (see --help)"),
+        ("search", "rank a gallery for query images: OUT.csv + OUT.png (see --help)"),
         ("export", "a run's test-time model as ONNX or TorchScript (see --help)"),
     ):
         sub.add_parser(name, help=text, add_help=False)
@@ -257,15 +285,21 @@ def build_parser() -> argparse.ArgumentParser:
         "book_timing.csv there, executed chapters to book/_generated/ and the HTML book to "
         "_build/html/ (index.html).",
     )
-    book.add_argument("--profile", choices=profiles, default="quick")
-    book.add_argument("--data-root", default=None, help="real VeRi-776 / VehicleID folder")
+    book.add_argument("--profile", choices=profiles, default="quick", help="runs and data size")
+    book.add_argument(
+        "--data-root",
+        default=None,
+        help="real VeRi-776 / VehicleID folder (default: the profile's SynthVeh, generated)",
+    )
     book.add_argument("--seed", type=int, default=0, help="training seed")
     book.add_argument(
-        "--data-seed", type=int, help="SynthVeh seed (default 0; only without --data-root)"
+        "--data-seed", type=int, help="SynthVeh seed (default: 0; only without --data-root)"
     )
     book.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda")
-    book.add_argument("--output-dir", default=None, help="runs folder (default runs/<profile>)")
-    book.add_argument("--chapters", nargs="*", help="only chapters starting so: 01 04")
+    book.add_argument("--output-dir", default=None, help="runs folder (default: runs/<profile>)")
+    book.add_argument(
+        "--chapters", nargs="*", help="only chapters starting so: 01 04 (default: all)"
+    )
     book.add_argument("--no-build", action="store_true", help="execute only, do not build HTML")
 
     archive = sub.add_parser(
@@ -275,9 +309,21 @@ def build_parser() -> argparse.ArgumentParser:
         "OUTPUT_DIR/tables/) to RESULTS/<profile>/ (default results/<profile>/) with a "
         "provenance.json, to commit.",
     )
-    archive.add_argument("--profile", choices=profiles, required=True)
-    archive.add_argument("--output-dir", default=None, help="runs folder (default runs/<profile>)")
-    archive.add_argument("--results", default=None, help="archive root (default results/)")
+    archive.add_argument("--profile", choices=profiles, required=True, help="the build's profile")
+    archive.add_argument("--output-dir", default=None, help="runs folder (default: runs/<profile>)")
+    archive.add_argument("--results", default=None, help="archive root (default: results/)")
+
+    handout = sub.add_parser(
+        "handout",
+        help="the chapters as student notebooks: no solutions, no outputs, with a README",
+        description="Writes the chapters to --out as notebooks for a course: exercises kept, "
+        "solutions and outputs removed, and a README.md saying which profile to use and "
+        "what each chapter costs run alone.",
+    )
+    handout.add_argument("--out", required=True, help="folder to write (e.g. handout)")
+    handout.add_argument(
+        "--chapters", nargs="*", help="only chapters starting so: 01 04 (default: all)"
+    )
     return parser
 
 
@@ -339,7 +385,12 @@ def _terminate_as_interrupt(received: list[int]) -> Callable[[], None]:
 
 def _run(args: argparse.Namespace, rest: list[str]) -> int:
     """Run the sub-command ``args.command`` (``rest``: the line its own parser reads)."""
-    own = {"synth": _cmd_synth, "book": _cmd_book, "archive": _cmd_archive}
+    own = {
+        "synth": _cmd_synth,
+        "book": _cmd_book,
+        "archive": _cmd_archive,
+        "handout": _cmd_handout,
+    }
     if args.command in own:
         return own[args.command](args)
     delegates = {
@@ -347,6 +398,7 @@ def _run(args: argparse.Namespace, rest: list[str]) -> int:
         "detect": _cmd_detect,
         "evaluate": _cmd_evaluate,
         "extract": _cmd_extract,
+        "search": _cmd_search,
         "export": _cmd_export,
     }
     return delegates[args.command](args, rest)

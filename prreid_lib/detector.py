@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -47,6 +48,7 @@ __all__ = [
     "evaluate_detector",
     "load_detected_boxes",
     "main",
+    "missing_part_notes",
     "predict_parts",
     "predictions_file",
     "prepare_dataset",
@@ -467,6 +469,15 @@ def dataset_images(root: str | Path) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def _labelling_fix(parts: Path) -> str:
+    """What to do when ``parts`` holds no part labels: label about 500 images there."""
+    return (
+        f"label about 500 of its images (window, light, brand) in YOLO format into {parts}/ "
+        f"(images/, labels/ and {parts / 'data.yaml'}; the README's 'The real data sets' and "
+        "chapter 2 say how), or pass --parts-yaml FILE"
+    )
+
+
 def parse_args(argv: list[str] | None = None):
     """The options of ``prreid detect``, checked: each bad one is refused naming it.
 
@@ -478,15 +489,30 @@ def parse_args(argv: list[str] | None = None):
 
     parser = argcheck.Parser(
         prog="prreid detect",
-        description="Train (or reuse) the YOLO part detector, print AP per part and write the "
-        "part boxes of every image. Writes the detector run to "
-        "OUTPUT_DIR/detector/<model>-<key>/ (weights/best.pt) and the boxes to --out "
+        description="Train (or reuse) the YOLO part detector on the part labels "
+        "DATA/parts/data.yaml (or --parts-yaml), print AP per part on their val split and "
+        "write the part boxes of every image of the data sets in DATA (missing parts imputed "
+        "from the same vehicle's other images), the CSV `prreid train --parts` reads. DATA is "
+        "a folder holding VeRi-776/ and/or VehicleID/ (real or SynthVeh). Writes the detector "
+        "run to OUTPUT_DIR/detector/<model>-<key>/ (weights/best.pt) and the boxes to --out "
         "(default part_boxes.csv in that run folder).",
     )
-    parser.add_argument("--profile", choices=sorted(PROFILES), default="quick")
-    parser.add_argument("--data-root", default=None, help="SynthVeh root (default: generated)")
-    parser.add_argument("--parts-yaml", default=None, help="part labels (default: <root>/parts)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--profile", choices=sorted(PROFILES), default="quick", help="detector and data profile"
+    )
+    parser.add_argument(
+        "--data-root",
+        default=None,
+        metavar="DATA",
+        help="the folder holding VeRi-776/ and/or VehicleID/ and the part labels parts/ (the "
+        "real data sets or a SynthVeh root; default: the profile's SynthVeh, generated)",
+    )
+    parser.add_argument(
+        "--parts-yaml",
+        default=None,
+        help="the part labels' YOLO data.yaml (default: DATA/parts/data.yaml)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="training seed")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda")
     parser.add_argument("--output-dir", default="runs", help="where the detector run goes")
     parser.add_argument(
@@ -497,16 +523,19 @@ def parse_args(argv: list[str] | None = None):
     )
     args = parser.parse_args(argv)
     if args.data_root is not None:
-        argcheck.input_folder("--data-root", args.data_root, "pass a SynthVeh folder")
+        fix = "pass the folder holding VeRi-776/ and/or VehicleID/ (or a SynthVeh root)"
+        argcheck.input_folder("--data-root", args.data_root, fix)
+    else:
+        argcheck.data_source(args)  # a real-data profile has no SynthVeh to generate
     if args.parts_yaml is not None:
-        fix = "pass the data.yaml of a YOLO part data set (SynthVeh: ROOT/parts/data.yaml)"
+        fix = "pass the data.yaml of a YOLO part data set (names window, light, brand)"
         argcheck.input_file("--parts-yaml", args.parts_yaml, fix)
     elif args.data_root and not (Path(args.data_root) / "parts" / "data.yaml").is_file():
         raise argcheck.OptionError(
             "--data-root",
             args.data_root,
             "has no parts/data.yaml (the part labels)",
-            "pass --parts-yaml FILE or a SynthVeh root",
+            _labelling_fix(Path(args.data_root) / "parts"),
         )
     argcheck.seed("--seed", args.seed)
     argcheck.device("--device", args.device)
@@ -533,13 +562,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             root = Path(args.data_root)
         parts_yaml = Path(args.parts_yaml) if args.parts_yaml else root / "parts" / "data.yaml"
+        images = dataset_images(root)  # no data set to detect on: refused before training
         run = train_detector(parts_yaml, cfg, args.output_dir, args.device, args.seed)
         state = "reused" if run.reused else f"trained in {run.seconds:.0f} s"
         print(f"detector {run.weights} ({state})")
         report = evaluate_detector(run.weights, parts_yaml, cfg.imgsz, args.device)
         print(report.per_part.round(3).to_string(index=False))
         print(f"mAP50 {report.map50:.3f}  mAP50-95 {report.map50_95:.3f}")
-        boxes = detect_part_boxes(dataset_images(root), run.weights, cfg, args.device)
+        boxes = detect_part_boxes(images, run.weights, cfg, args.device)
     except KeyboardInterrupt:
         if run is None:
             kept = "the detector training did not finish; run the same command again (it "
@@ -552,4 +582,20 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, boxes.to_csv(index=False))
     print(f"{len(boxes)} part boxes ({int(boxes['imputed'].sum())} imputed) written to {out}")
+    for note in missing_part_notes(boxes, len(images)):
+        print(f"prreid detect: warning: {note}", file=sys.stderr)
     return 0
+
+
+def missing_part_notes(boxes: pd.DataFrame, n_images: int) -> list[str]:
+    """One line per part without a single box in ``boxes`` (the detector found it on no
+    image, so it could not be imputed either): a run training that part's branch on
+    these boxes is refused, and the line says so and what to do."""
+    found = set(boxes["part"]) if "part" in boxes else set()
+    return [
+        f"no {part} box on any of the {n_images} images (the detector found none, so none "
+        f"could be imputed): `prreid train --parts` refuses these boxes for a run with the "
+        f"{part} branch; label more images or train the detector longer"
+        for part in PART_NAMES
+        if part not in found
+    ]

@@ -283,40 +283,55 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argcheck.Parser(
         prog="prreid evaluate",
         description="Evaluate a finished run on the VehicleID or VeRi-776 test protocol. Prints "
-        "one line per protocol on stdout; --out also writes every figure to a JSON file.",
+        "one line per protocol on stdout (CMC@1, CMC@5, mAP, mINP); --out also writes every "
+        "figure (CMC@1/5/10, mAP, mINP, and their std over the VehicleID trials) to a JSON file, "
+        "under the same names for both data sets.",
     )
     parser.add_argument("--run", required=True, help="a finished run folder (holds model.pt)")
     parser.add_argument("--data-root", required=True, help="VehicleID or VeRi-776 folder")
-    parser.add_argument("--dataset", choices=("vehicleid", "veri776"), default="vehicleid")
     parser.add_argument(
-        "--test-size", type=int, help="VehicleID test list (default 800; vehicleid only)"
+        "--dataset",
+        choices=("vehicleid", "veri776"),
+        default="vehicleid",
+        help="the protocol: vehicleid or veri776",
     )
-    parser.add_argument("--metric", choices=("euclidean", "cosine"), default="euclidean")
+    parser.add_argument(
+        "--test-size",
+        type=int,
+        help="VehicleID test list test_list_N.txt (default: 800; vehicleid only)",
+    )
+    parser.add_argument(
+        "--metric",
+        choices=("euclidean", "cosine"),
+        default="euclidean",
+        help="euclidean: the paper's protocol, on the raw features; cosine: fast-reid's, the "
+        "ranking of Euclidean distance on L2-normalised features",
+    )
     parser.add_argument(
         "--n-trials",
         type=int,
-        help=f"VehicleID gallery draws, 1 to {MAX_TRIALS} (default 10; vehicleid only)",
+        help=f"VehicleID gallery draws, 1 to {MAX_TRIALS} (default: 10; vehicleid only)",
     )
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda")
     parser.add_argument(
         "--rerank", action="store_true", help="k-reciprocal re-ranking (Zhong et al. 2017)"
     )
     parser.add_argument(
-        "--k1", type=int, help="re-ranking: k-reciprocal neighbours (default 20; with --rerank)"
+        "--k1", type=int, help="re-ranking: k-reciprocal neighbours (default: 20; with --rerank)"
     )
     parser.add_argument(
-        "--k2", type=int, help="re-ranking: query expansion size (default 6; with --rerank)"
+        "--k2", type=int, help="re-ranking: query expansion size (default: 6; with --rerank)"
     )
     parser.add_argument(
         "--lambda-value",
         type=float,
-        help="re-ranking: weight of the original distance, 0 to 1 (default 0.3; with --rerank)",
+        help="re-ranking: weight of the original distance, 0 to 1 (default: 0.3; with --rerank)",
     )
     parser.add_argument(
         "--out",
         default=None,
         help="JSON file to write the results to (a folder: FOLDER/evaluation.json; missing "
-        "folders are made; an existing file is replaced)",
+        "folders are made; an existing file is replaced; default: none)",
     )
     args = parser.parse_args(argv)
     argcheck.run_folder("--run", args.run)
@@ -364,11 +379,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         res = evaluate_vehicleid(
             model, data.test, n_trials=args.n_trials, metric=args.metric, rerank=rerank
         )
-        print(
-            f"VehicleID {args.test_size}: CMC@1 {res.cmc_mean[0]:.4f} "
-            f"CMC@5 {res.cmc_mean[4]:.4f} mAP {res.mAP_mean:.4f} ({args.n_trials} trials{suffix})"
-        )
-        record |= {"test_size": args.test_size, "n_trials": args.n_trials}
+        label, test_list = vehicleid_label(args.test_size, data.test)
+        trials = f"{args.n_trials} trial{'s' if args.n_trials != 1 else ''}"
+        print(f"{label}: {figures_line(res.summary())} ({trials}, {args.metric} distance{suffix})")
+        record |= {"test_size": args.test_size, "n_trials": args.n_trials} | test_list
         record["results"] = {"vehicleid": _vehicleid_record(res)}
     else:
         from prreid_lib.datasets.veri776 import missing_file_notes
@@ -383,8 +397,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name, r in by_protocol.items():
             s = r.summary()
             print(
-                f"VeRi-776 {name}: mAP {s['mAP']:.4f} rank1 {s['rank1']:.4f} "
-                f"rank5 {s['rank5']:.4f}{suffix}"
+                f"VeRi-776 {VERI_LABELS[name]}: {figures_line(s)} ({args.metric} distance{suffix})"
             )
             record["results"][name] = s | {"num_valid": r.num_valid, "num_query": r.num_query}
     if args.out:
@@ -439,15 +452,34 @@ def _test_data(
 
 
 def _vehicleid_record(res: metrics.VehicleIDResult) -> dict:
-    """The VehicleID figures as plain numbers: mean and std of CMC@1/5/10 and mAP."""
-    out: dict = {}
-    for k in (1, 5, 10):
-        if k <= len(res.cmc_mean):
-            out[f"cmc{k}"] = float(res.cmc_mean[k - 1])
-            out[f"cmc{k}_std"] = float(res.cmc_std[k - 1])
-    out |= {"mAP": float(res.mAP_mean), "mAP_std": float(res.mAP_std)}
-    out["cmc_mean"] = [float(v) for v in res.cmc_mean]
-    return out
+    """The VehicleID figures as plain numbers: :meth:`~metrics.VehicleIDResult.summary`
+    (mean and std over trials of CMC@1/5/10, mAP and mINP) and the mean CMC curve."""
+    return res.summary() | {"cmc_mean": [float(v) for v in res.cmc_mean]}
+
+
+VERI_LABELS = {"image": "image-to-image", "track": "image-to-track (CMC@k is the paper's HIT@k)"}
+"""How ``prreid evaluate`` names the VeRi-776 protocols of :func:`evaluate_veri`."""
+PRINTED = ("CMC@1", "CMC@5", "mAP", "mINP")
+"""The figures ``prreid evaluate`` prints per protocol (the JSON holds CMC@10 and stds too)."""
+
+
+def figures_line(summary: Mapping[str, float]) -> str:
+    """``CMC@1 0.1234 CMC@5 0.2345 mAP 0.3456 mINP 0.1234`` of a result's ``summary()``."""
+    return " ".join(f"{key} {summary[key]:.4f}" for key in PRINTED)
+
+
+def vehicleid_label(test_size: int, test_df: pd.DataFrame) -> tuple[str, dict]:
+    """The printed name of a VehicleID test list, and what the JSON records of it.
+
+    ``VehicleID test_list_800.txt (800 identities, 6532 images)``; a list whose
+    number of identities differs from its name says so (SynthVeh's smaller
+    profiles keep the official file names): ``(37 identities, not 800; ...)``.
+    """
+    name = f"test_list_{test_size}.txt"
+    ids, images = int(test_df["pid"].nunique()), len(test_df)
+    differs = "" if ids == test_size else f", not {test_size}"
+    label = f"VehicleID {name} ({ids} identities{differs}; {images} images)"
+    return label, {"test_list": name, "test_identities": ids, "test_images": images}
 
 
 if __name__ == "__main__":

@@ -5,7 +5,10 @@ run's training size S (decoded and resized as :func:`prreid_lib.images.decode_rg
 does for training, then divided by 255), normalises them inside (ImageNet mean and std, as
 :func:`prreid_lib.imagenet.normalize_images` does for training and evaluation) and
 returns the test-time descriptor (B, D): the global feature, after the BNNeck
-when the model has one. The batch axis is dynamic. What a caller needs to feed
+when the model has one, raw (compared by Euclidean distance, the paper's
+protocol) or, with ``normalize=True`` (``--normalize``), divided by its L2 norm
+inside the graph (unit norm, compared by cosine similarity, as fast-reid's
+predictor does). The batch axis is dynamic. What a caller needs to feed
 it is recorded in the file (:func:`export_metadata`): ONNX ``metadata_props``,
 TorchScript ``_extra_files["prreid.json"]`` (read it back with
 ``torch.jit.load(f, _extra_files={"prreid.json": ""})``).
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from prreid_lib.cache import atomic_path
@@ -37,12 +41,15 @@ __all__ = ["FORMATS", "FeatureGraph", "export_metadata", "export_model", "export
 
 
 class FeatureGraph(nn.Module):
-    """``images`` float32 (B, 3, S, S) in [0, 1] -> normalised -> test-time feature (B, D)."""
+    """``images`` float32 (B, 3, S, S) in [0, 1] -> normalised -> test-time feature (B, D).
+
+    ``normalize`` divides each output feature by its L2 norm (unit norm).
+    """
 
     mean: torch.Tensor
     std: torch.Tensor
 
-    def __init__(self, model: PartRegularizedReID) -> None:
+    def __init__(self, model: PartRegularizedReID, normalize: bool = False) -> None:
         super().__init__()
         if not model.use_global:
             raise ValueError(
@@ -50,15 +57,24 @@ class FeatureGraph(nn.Module):
                 "and cannot be exported as an image-only graph; export a run with a global branch"
             )
         self.model = model.eval()
+        self.normalize = bool(normalize)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model.features((images - self.mean) / self.std, None, mode="global")
+        feats = self.model.features((images - self.mean) / self.std, None, mode="global")
+        return F.normalize(feats, dim=1) if self.normalize else feats
 
 
-def export_metadata(model: PartRegularizedReID, run_dir: str | Path | None = None) -> dict:
-    """What the exported graph expects and returns (stored in the file as strings)."""
+def export_metadata(
+    model: PartRegularizedReID, run_dir: str | Path | None = None, normalize: bool = False
+) -> dict:
+    """What the exported graph expects and returns (stored in the file as strings).
+
+    ``output_normalization`` is ``"l2"`` for a graph exported with
+    ``normalize`` (unit-norm features), else ``"none"``; ``distance`` says how
+    to compare the features.
+    """
     size = int(model.input_size)
     meta = {
         "producer": "prreid",
@@ -79,6 +95,10 @@ def export_metadata(model: PartRegularizedReID, run_dir: str | Path | None = Non
         "output_name": "features",
         "feature_dim": str(model.feat_dim),
         "feature": "global" + (" (after BNNeck)" if model.bnneck else ""),
+        "output_normalization": "l2" if normalize else "none",
+        "distance": "cosine similarity (dot product of the unit-norm features), fast-reid's"
+        if normalize
+        else "Euclidean distance between the raw features, the paper's protocol",
         "arch": model.arch,
     }
     if run_dir is not None:
@@ -93,11 +113,14 @@ def export_model(
     *,
     run_dir: str | Path | None = None,
     opset: int = 17,
+    normalize: bool = False,
 ) -> Path:
     """Write ``model``'s test-time graph to ``out`` as ``fmt`` ("onnx" or "torchscript").
 
     ``model`` must carry ``input_size`` (as :func:`prreid_lib.runs.load_trained`
-    gives it). The file is written next to ``out`` and renamed over it.
+    gives it). ``normalize`` bakes the L2 normalisation of the features into
+    the graph (recorded in its metadata). The file is written next to ``out``
+    and renamed over it.
     """
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -105,10 +128,10 @@ def export_model(
         raise ValueError("the model has no input_size: load it with prreid_lib.runs.load_trained")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    graph = FeatureGraph(copy.deepcopy(model).cpu().float()).eval()  # the caller's stays
+    graph = FeatureGraph(copy.deepcopy(model).cpu().float(), normalize).eval()  # caller's stays
     size = int(model.input_size)
     example = torch.rand(2, 3, size, size)
-    meta = export_metadata(model, run_dir)
+    meta = export_metadata(model, run_dir, normalize)
     with atomic_path(out) as tmp, warnings.catch_warnings():
         # the TorchScript tracer and exporter warn they are old
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -166,7 +189,7 @@ def export_run(
 
     model = load_run_model(run_dir, "cpu")
     path = export_model(model, out, fmt, run_dir=run_dir, **kwargs)
-    return path, export_metadata(model, run_dir)
+    return path, export_metadata(model, run_dir, bool(kwargs.get("normalize", False)))
 
 
 DEFAULT_NAMES = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}
@@ -193,10 +216,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         prog="prreid export",
         description="Write a run's test-time model to FILE (ONNX or TorchScript): input float32 "
         "NCHW RGB in [0, 1] at the run's input size, normalised inside, output the global "
-        "feature; dynamic batch axis; input size and normalisation in the file's metadata.",
+        "feature; dynamic batch axis; input size and normalisation in the file's metadata. The "
+        "features are raw, compared by Euclidean distance (the paper's protocol); --normalize "
+        "makes the graph return unit-norm features, compared by cosine similarity (fast-reid's "
+        "predictor), and records it in the metadata (output_normalization).",
     )
     parser.add_argument("--run", required=True, help="a finished run folder (holds model.pt)")
-    parser.add_argument("--format", choices=FORMATS, default="onnx")
+    parser.add_argument("--format", choices=FORMATS, default="onnx", help="file format")
     parser.add_argument(
         "--out",
         required=True,
@@ -204,7 +230,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "FOLDER/model.torchscript.pt; missing folders are made; an existing file is replaced",
     )
     parser.add_argument(
-        "--opset", type=int, help=f"ONNX opset version, {low} to {high} (default 17; onnx only)"
+        "--opset", type=int, help=f"ONNX opset version, {low} to {high} (default: 17; onnx only)"
+    )
+    parser.add_argument(
+        "--normalize",
+        action="store_true",
+        help="L2-normalise the output features inside the graph (unit norm, for cosine "
+        "similarity; default: raw features, for Euclidean distance)",
     )
     args = parser.parse_args(argv)
     argcheck.run_folder("--run", args.run)
@@ -218,10 +250,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """``prreid export --run RUN --format onnx|torchscript --out FILE``."""
     args = parse_args(argv)
-    path, meta = export_run(args.run, args.out, args.format, opset=args.opset)
+    path, meta = export_run(
+        args.run, args.out, args.format, opset=args.opset, normalize=args.normalize
+    )
+    kind = "unit-norm, for cosine similarity" if args.normalize else "raw, for Euclidean distance"
     print(
         f"{args.format} model written to {path}: input images (B, 3, {meta['input_size']}, "
-        f"{meta['input_size']}) float32 RGB in [0, 1], output features (B, {meta['feature_dim']})"
+        f"{meta['input_size']}) float32 RGB in [0, 1], output features (B, {meta['feature_dim']}) "
+        f"{kind}"
     )
     return 0
 

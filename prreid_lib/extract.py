@@ -9,12 +9,19 @@ feature, as :func:`prreid_lib.evaluate.image_features` gives it. Images are
 decoded batch by batch, so memory stays at one batch whatever the folder's
 size. :func:`write_features` stores the result as ``FEATS.npy`` (N x D
 float32) and ``FEATS.csv`` (a ``path`` column in the same row order).
+
+Features and distances: the features are raw by default (not unit norm: the
+norm varies from image to image), compared by Euclidean distance, the paper's
+protocol (``prreid evaluate --metric euclidean``). ``normalize=True``
+(``--normalize``) divides each row by its L2 norm, as fast-reid's predictor
+does; unit-norm features are compared by cosine similarity, their dot product
+(Euclidean distance on them ranks alike).
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -31,7 +38,15 @@ from prreid_lib.model import PartRegularizedReID, extract_features
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 """File endings read as images (compared case-insensitively)."""
 
-__all__ = ["IMAGE_SUFFIXES", "extract_folder", "list_images", "load_run_model", "write_features"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "extract_folder",
+    "iter_features",
+    "l2_normalize",
+    "list_images",
+    "load_run_model",
+    "write_features",
+]
 
 
 def list_images(folder: str | Path) -> list[Path]:
@@ -84,6 +99,52 @@ def _read(path: str, size: int, folder: str | Path) -> np.ndarray:
         raise DatasetFormatError(err.path, err.expected, err.found, fix) from None
 
 
+def iter_features(
+    model: PartRegularizedReID,
+    paths: Sequence[str],
+    device: torch.device,
+    batch_size: int = 64,
+    *,
+    where: str | Path,
+    workers: int = 4,
+) -> Iterator[np.ndarray]:
+    """Test-time features of ``paths``, one (b, D) float32 array per batch of ``batch_size``.
+
+    Images are decoded as :func:`extract_folder` decodes them (``workers``
+    threads); only one batch is held at a time. An unreadable image raises
+    :class:`~prreid_lib.errors.DatasetFormatError` whose fix says to move it
+    out of ``where`` (its folder or list).
+    """
+    size, step = int(model.input_size), max(1, int(batch_size))
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for start in range(0, len(paths), step):
+            chunk = [str(p) for p in paths[start : start + step]]
+            arrays = list(pool.map(lambda p: _read(p, size, where), chunk))
+            images = torch.from_numpy(np.stack(arrays))
+            feats = extract_features(model, images, batch_size=len(chunk), device=device)
+            yield feats.numpy().astype(np.float32, copy=False)
+
+
+def l2_normalize(features: np.ndarray, paths: Sequence[str] | None = None) -> np.ndarray:
+    """Each row of ``features`` divided by its L2 norm (float32): unit-norm features.
+
+    A row whose norm is zero or not finite cannot be made unit-norm and raises
+    ``ValueError`` naming its image (``paths[i]``) or row.
+    """
+    feats = np.asarray(features, dtype=np.float32)
+    norms = np.linalg.norm(feats.astype(np.float64), axis=1, keepdims=True)
+    bad = np.flatnonzero(~(np.isfinite(norms[:, 0]) & (norms[:, 0] > 0)))
+    if bad.size:
+        names = [str(paths[i]) if paths is not None else f"row {i}" for i in bad[:3]]
+        more = f" and {bad.size - 3} more" if bad.size > 3 else ""
+        raise ValueError(
+            f"features of {', '.join(names)}{more}: expected a finite, non-zero norm to "
+            f"divide by; found {norms[bad[0], 0]:g}; fix: leave out --normalize (raw "
+            "features) or the images named"
+        )
+    return (feats / norms).astype(np.float32)
+
+
 def extract_folder(
     run_dir: str | Path,
     folder: str | Path,
@@ -92,6 +153,7 @@ def extract_folder(
     *,
     progress: bool = True,
     workers: int = 4,
+    normalize: bool = False,
 ) -> tuple[np.ndarray, list[str]]:
     """Test-time features (N, D) float32 of every image under ``folder``, and their paths.
 
@@ -99,9 +161,11 @@ def extract_folder(
     picks CUDA when available. Images are decoded ``batch_size`` at a time
     (``workers`` threads) and passed through
     :func:`prreid_lib.model.extract_features`, so row ``i`` equals
-    ``image_features(model, frame)`` for the same file. ``progress`` shows a
-    tqdm bar on stderr. An unreadable image raises
-    :class:`~prreid_lib.errors.DatasetFormatError` naming it.
+    ``image_features(model, frame)`` for the same file: raw features, compared
+    by Euclidean distance as in the paper. ``normalize`` divides each row by
+    its L2 norm (:func:`l2_normalize`), fast-reid's convention, for cosine
+    similarity. ``progress`` shows a tqdm bar on stderr. An unreadable image
+    raises :class:`~prreid_lib.errors.DatasetFormatError` naming it.
     """
     from tqdm import tqdm
 
@@ -123,7 +187,8 @@ def extract_folder(
             feats.append(extract_features(model, images, batch_size=len(chunk), device=dev))
             bar.update(len(chunk))
     out = torch.cat(feats).numpy().astype(np.float32, copy=False)
-    return out, [str(p) for p in paths]
+    names = [str(p) for p in paths]
+    return (l2_normalize(out, names) if normalize else out), names
 
 
 def feature_files(out: str | Path) -> tuple[Path, Path]:
@@ -160,7 +225,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argcheck.Parser(
         prog="prreid extract",
         description="Test-time features of every image under a folder. Writes FEATS.npy "
-        "(N x D float32) and FEATS.csv (column path, same row order) next to it.",
+        "(N x D float32) and FEATS.csv (column path, same row order) next to it. The features "
+        "are raw (not unit norm; their range is printed) and compared by Euclidean distance, "
+        "the paper's protocol; --normalize writes unit-norm (L2-normalised) features, as "
+        "fast-reid's predictor returns them, to compare by cosine similarity (their dot product).",
     )
     parser.add_argument("--run", required=True, help="a finished run folder (holds model.pt)")
     parser.add_argument(
@@ -171,6 +239,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         required=True,
         help="FEATS.npy to write; FEATS.csv (paths) goes beside it. A folder: FOLDER/features.npy "
         "and FOLDER/features.csv; missing folders are made; existing files are replaced",
+    )
+    parser.add_argument(
+        "--normalize",
+        action="store_true",
+        help="divide each feature by its L2 norm (unit norm, for cosine similarity; default: "
+        "raw features, for Euclidean distance)",
     )
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda")
     parser.add_argument(
@@ -194,11 +268,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``prreid extract --run RUN --images FOLDER --out FEATS.npy``."""
     args = parse_args(argv)
     feats, paths = extract_folder(
-        args.run, args.images, args.device, args.batch_size, progress=not args.no_progress
+        args.run,
+        args.images,
+        args.device,
+        args.batch_size,
+        progress=not args.no_progress,
+        normalize=args.normalize,
     )
     npy, csv = write_features(args.out, feats, paths)
-    print(f"{feats.shape[0]} images x {feats.shape[1]} features written to {npy} and {csv}")
+    print(
+        f"{feats.shape[0]} images x {feats.shape[1]} features written to {npy} and {csv}: "
+        f"{convention(feats, args.normalize)}"
+    )
     return 0
+
+
+def convention(features: np.ndarray, normalized: bool) -> str:
+    """What the written features are and how to compare them (printed by ``prreid extract``)."""
+    if normalized:
+        return "L2-normalised (unit norm); compare them by cosine similarity (dot product)"
+    norms = np.linalg.norm(features, axis=1) if len(features) else np.zeros(1)
+    return (
+        f"raw (norms {norms.min():.3g} to {norms.max():.3g}); compare them by Euclidean "
+        "distance, the paper's protocol, or pass --normalize for unit-norm features"
+    )
 
 
 if __name__ == "__main__":

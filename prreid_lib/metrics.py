@@ -24,6 +24,8 @@ from prreid_lib.datasets.vehicleid import protocol_splits
 from prreid_lib.reranking import RerankOptions, distance_chunks, pairwise_distance, re_rank
 
 __all__ = [
+    "SUMMARY_KEYS",
+    "SUMMARY_RANKS",
     "ReIDResult",
     "VehicleIDResult",
     "distance_chunks",
@@ -36,6 +38,11 @@ __all__ = [
     "reranked_distance",
     "vehicleid_protocol",
 ]
+
+SUMMARY_RANKS = (1, 5, 10)
+"""The CMC ranks of :meth:`ReIDResult.summary` and :meth:`VehicleIDResult.summary`."""
+SUMMARY_KEYS = ("CMC@1", "CMC@5", "CMC@10", "mAP", "mINP")
+"""The figures of a summary, named alike for VehicleID, VeRi-776 and every protocol."""
 
 _BLOCK_ELEMENTS = 1 << 19  # distances ranked at once (2 MB of float32: stays in cache)
 _ITEMS_PER_BIN = 2  # fewer bins: a smaller histogram, a few more exact comparisons
@@ -54,10 +61,14 @@ class ReIDResult:
     num_query: int
 
     def summary(self) -> dict[str, float]:
-        """Rank-1/5/10, mAP and mINP as plain floats (NaN for a rank beyond ``max_rank``)."""
+        """``CMC@1``, ``CMC@5``, ``CMC@10``, ``mAP``, ``mINP`` as plain floats.
+
+        NaN for a CMC rank beyond ``max_rank``. The names are those of
+        :data:`SUMMARY_KEYS`, the same for every protocol.
+        """
         out = {
-            f"rank{k}": float(self.cmc[k - 1]) if k <= len(self.cmc) else float("nan")
-            for k in (1, 5, 10)
+            f"CMC@{k}": float(self.cmc[k - 1]) if k <= len(self.cmc) else float("nan")
+            for k in SUMMARY_RANKS
         }
         return out | {"mAP": float(self.mAP), "mINP": float(self.mINP)}
 
@@ -71,6 +82,33 @@ class VehicleIDResult:
     cmc_std: np.ndarray
     mAP_mean: float
     mAP_std: float
+
+    @property
+    def mINP_mean(self) -> float:
+        """mINP averaged over the trials."""
+        return float(np.mean([t.mINP for t in self.trials]))
+
+    @property
+    def mINP_std(self) -> float:
+        """Standard deviation (``np.std``) of mINP over the trials."""
+        return float(np.std([t.mINP for t in self.trials]))
+
+    def summary(self) -> dict[str, float]:
+        """Trial means under :data:`SUMMARY_KEYS`, and their std as ``<key>_std``.
+
+        NaN for a CMC rank beyond ``max_rank``.
+        """
+        out: dict[str, float] = {}
+        for k in SUMMARY_RANKS:
+            inside = k <= len(self.cmc_mean)
+            out[f"CMC@{k}"] = float(self.cmc_mean[k - 1]) if inside else float("nan")
+            out[f"CMC@{k}_std"] = float(self.cmc_std[k - 1]) if inside else float("nan")
+        return out | {
+            "mAP": float(self.mAP_mean),
+            "mAP_std": float(self.mAP_std),
+            "mINP": self.mINP_mean,
+            "mINP_std": self.mINP_std,
+        }
 
 
 # ----------------------------------------------------------------------------- rank counting

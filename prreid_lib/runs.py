@@ -7,10 +7,15 @@ identities, part boxes), the seed and the number of processes. Its folder
 
     config.json     what the key was computed from
     checkpoint.pt   the last finished epoch (model, optimizer, RNG states, history);
-                    written atomically, so a killed run resumes from it
-    metrics.csv     one row per finished epoch (also metrics.json)
+                    written atomically, so a killed run resumes from it; removed once
+                    model.pt and final.json are written, unless kept (keep_checkpoint)
+    log.txt         one line per finished epoch, as printed (a resumed run appends)
+    metrics.csv     one row per finished epoch (also metrics.json); with an evaluation
+                    during training, its figures in eval_* columns
     model.pt        final weights and what is needed to rebuild the model
     final.json      the "done" marker: final metrics, times, environment
+
+A finished run is read from model.pt, metrics.csv and final.json alone.
 
 This module is the run store: keys, the files of a run folder and how they
 are read back. It trains nothing; :func:`prreid_lib.train.run_or_load`
@@ -37,6 +42,7 @@ from prreid_lib.model import PartRegularizedReID, check_model_record
 
 CHECKPOINT, MODEL, FINAL, CONFIG = "checkpoint.pt", "model.pt", "final.json", "config.json"
 METRICS_CSV, METRICS_JSON = "metrics.csv", "metrics.json"
+LOG = "log.txt"
 KEY_VERSION = "3"
 """Version of :func:`run_key` (3: images decoded in full, without JPEG draft mode, and
 turned upright by their EXIF orientation; runs trained on the older decode are retrained)."""
@@ -48,15 +54,17 @@ class TrainResult:
 
     ``history`` has one row per epoch: ``epoch`` (1-based), ``loss``,
     ``global_ce``, ``triplet``, ``global_acc``, ``acc_<part>`` and
-    ``ce_<part>`` per part branch, ``lr``, ``seconds``. ``reused`` is True
-    when the run was loaded from the cache instead of trained.
+    ``ce_<part>`` per part branch, ``lr``, ``seconds`` (and ``eval_*`` figures of the
+    epochs evaluated during training). ``checkpoint`` is the run's ``checkpoint.pt``
+    when it was kept, else ``None``. ``reused`` is True when the run was loaded from
+    the cache instead of trained.
     """
 
     run_dir: Path
     key: str
     history: pd.DataFrame
     model: PartRegularizedReID
-    checkpoint: Path
+    checkpoint: Path | None
     info: dict[str, Any]
     reused: bool = False
 
@@ -222,4 +230,10 @@ def load_result(run_dir: str | Path, device: str | torch.device = "cpu") -> Trai
     info = load_info(run_dir)
     history = pd.read_csv(run_dir / METRICS_CSV)
     model = load_trained(run_dir, device)
-    return TrainResult(run_dir, info["key"], history, model, run_dir / CHECKPOINT, info, True)
+    return TrainResult(run_dir, info["key"], history, model, kept_checkpoint(run_dir), info, True)
+
+
+def kept_checkpoint(run_dir: str | Path) -> Path | None:
+    """The ``checkpoint.pt`` of ``run_dir`` if it is there (kept, or a run not finished)."""
+    path = Path(run_dir) / CHECKPOINT
+    return path if path.is_file() else None

@@ -6,7 +6,10 @@ baseline). On CUDA it uses mixed precision and channels-last memory. Each
 epoch ends with an atomic checkpoint (model, optimizer, AMP scaler, history,
 RNG states; the sampler's state is its seed and epoch); a run killed at any
 moment and restarted with the same arguments resumes from the last checkpoint
-and ends with the same weights as an uninterrupted run. Under ``torchrun
+and ends with the same weights as an uninterrupted run. Each epoch's line goes
+to the run's ``log.txt``; an optional evaluation every N epochs adds its figures
+to that epoch's row of ``metrics.csv`` without touching the training's random
+streams. A finished run drops its checkpoint unless asked to keep it. Under ``torchrun
 --nproc-per-node N`` the same entry point runs DistributedDataParallel with
 rank-sliced batches; rank 0 writes the files. :func:`run_or_load` reuses a
 finished run of the run store (:mod:`prreid_lib.runs`), resumes an unfinished
@@ -19,8 +22,9 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -32,7 +36,7 @@ from torch.nn.parallel import DistributedDataParallel
 from prreid_lib import argcheck, runs
 from prreid_lib import distributed as dist
 from prreid_lib.cache import atomic_write_text, file_digest, write_json
-from prreid_lib.config import TrainConfig
+from prreid_lib.config import PART_NAMES, TrainConfig
 from prreid_lib.errors import PrreidError
 from prreid_lib.losses import ReIDLoss
 from prreid_lib.model import PartRegularizedReID
@@ -60,6 +64,7 @@ __all__ = [
     "epoch_line",
     "main",
     "plan_run",
+    "protocol_evaluator",
     "recipe_options",
     "train_reid",
 ]
@@ -73,6 +78,10 @@ and :func:`prreid_lib.parts.ground_truth_part_boxes` give them, cover nearly eve
 (SynthVeh ground truth: 1.0); a share below one half means the boxes name other images
 (another data root, a moved copy) or a detector that found almost nothing, and the run
 would be a baseline saved under a part-regularized name."""
+
+
+Evaluator = Callable[[PartRegularizedReID], Mapping[str, float]]
+"""``evaluator(model) -> {figure name: value}``: a test protocol run during training."""
 
 
 @dataclass(frozen=True)
@@ -340,6 +349,9 @@ def train_reid(
     cache_dir: str | Path | None = None,
     on_epoch_end: Callable[[dict[str, float]], None] | None = None,
     log: Callable[[str], None] | None = None,
+    keep_checkpoint: bool = False,
+    eval_every: int = 0,
+    evaluator: Evaluator | None = None,
 ) -> runs.TrainResult:
     """Train a re-id model with the loss of Eq. 3 on ``train_df`` (``path``, ``pid``).
 
@@ -352,12 +364,21 @@ def train_reid(
     :func:`~prreid_lib.pipeline.imageset.default_cache_dir`). Returns a
     :class:`~prreid_lib.runs.TrainResult` (history, model, run folder).
     ``on_epoch_end(row)`` is called on rank 0 after each epoch's checkpoint
-    (e.g. to plot live curves). Rank 0 reports each epoch in one line
+    and line (e.g. to plot live curves). Rank 0 reports each epoch in one line
     (:func:`epoch_line`: losses, training accuracy, learning rate, images/s,
     elapsed time): to ``log(line)`` when given, else printed when
-    ``progress`` is on.
+    ``progress`` is on; the line is always appended to the run's ``log.txt``.
+
+    ``evaluator(model)`` (with ``eval_every`` N > 0) evaluates the model after
+    every N-th epoch and the last, on rank 0 (e.g. :func:`protocol_evaluator`); its
+    figures go to that epoch's row as ``eval_<name>`` columns. The training's
+    random states are restored after it, so the weights are those of a run
+    without evaluation. ``checkpoint.pt`` is deleted once ``model.pt`` and
+    ``final.json`` are written, unless ``keep_checkpoint``. None of these three
+    is part of the run key.
     """
     out_dir = Path(out_dir)
+    check_evaluation(eval_every, evaluator)
     train_df, part_boxes = _canonical_inputs(train_df, part_boxes)
     plan = plan_run(cfg, train_df, part_boxes, seed, options)
     if runs.is_done(out_dir):
@@ -397,18 +418,21 @@ def train_reid(
                 f"{row['loss']} (learning rate {row['lr']:.3g}). Nothing of this epoch was "
                 "kept; lower TrainConfig.lr (or the recipe's head_lr_mult) and train again"
             )
+        if rank == 0 and evaluator is not None and evaluates(epoch + 1, cfg.epochs, eval_every):
+            row |= _evaluate(trainer.model, evaluator, cfg.input_size)
         history.append(row)
         if rank == 0:
             state = trainer.state_dict() | {"key": plan.key, "epoch": epoch + 1}
             runs.atomic_torch_save(state | {"history": history}, out_dir / runs.CHECKPOINT)
             _write_history(out_dir, history)
+            speed = trainer.epoch_images / max(row["seconds"], 1e-9)
+            elapsed = sum(r["seconds"] for r in history)
+            line = epoch_line(row, cfg.epochs, speed, elapsed)
+            append_line(out_dir / runs.LOG, line)
+            if log is not None or progress:
+                (log or _print_line)(line)
             if on_epoch_end is not None:
                 on_epoch_end(dict(row))
-            if log is not None or progress:
-                speed = trainer.epoch_images / max(row["seconds"], 1e-9)
-                elapsed = sum(r["seconds"] for r in history)
-                line = epoch_line(row, cfg.epochs, speed, elapsed)
-                (log or _print_line)(line)
         dist.barrier()
     model, frame = trainer.model, pd.DataFrame(history)
     info = {
@@ -433,9 +457,101 @@ def train_reid(
         extra = {"input_size": cfg.input_size, "pid_values": pid_values}
         runs.atomic_torch_save(weights | extra, out_dir / runs.MODEL)
         write_json(out_dir / runs.FINAL, info)
+        if not keep_checkpoint:  # the run is complete without it
+            (out_dir / runs.CHECKPOINT).unlink(missing_ok=True)
     dist.barrier()
     model.input_size, model.pid_values = cfg.input_size, data.pid_values
-    return runs.TrainResult(out_dir, plan.key, frame, model.eval(), out_dir / runs.CHECKPOINT, info)
+    checkpoint = runs.kept_checkpoint(out_dir)
+    return runs.TrainResult(out_dir, plan.key, frame, model.eval(), checkpoint, info)
+
+
+def check_evaluation(eval_every: int, evaluator: Evaluator | None) -> None:
+    """Raise ``ValueError`` unless ``eval_every`` and ``evaluator`` are given together."""
+    if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 0:
+        raise ValueError(
+            f"eval_every must be a whole number of epochs >= 0, got {eval_every!r}; pass e.g. "
+            "eval_every=5 (0: no evaluation during training)"
+        )
+    if eval_every and evaluator is None:
+        raise ValueError(
+            f"eval_every={eval_every} needs evaluator=: pass a function of the model returning "
+            "its figures (e.g. protocol_evaluator(...)), or eval_every=0"
+        )
+    if evaluator is not None and not eval_every:
+        raise ValueError(
+            "evaluator= is given but eval_every is 0, so it would never run: pass eval_every=N "
+            "(evaluate after every N-th epoch and the last)"
+        )
+
+
+def evaluates(epoch: int, epochs: int, eval_every: int) -> bool:
+    """Whether epoch ``epoch`` (1-based) of ``epochs`` is evaluated: every N-th, and the last."""
+    return eval_every > 0 and (epoch % eval_every == 0 or epoch == epochs)
+
+
+def _evaluate(
+    model: PartRegularizedReID, evaluator: Evaluator, input_size: int
+) -> dict[str, float]:
+    """``evaluator(model)`` as ``eval_<name>`` figures; every random state is put back after."""
+    state = rng_state()
+    was_training = model.training
+    model.input_size = input_size  # the size test images are resized to
+    try:
+        figures = evaluator(model)
+    finally:
+        set_rng_state(state)
+        model.train(was_training)
+    return {f"eval_{name}": float(value) for name, value in figures.items()}
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append ``line`` to the text file ``path`` in one write, flushed."""
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(line.rstrip("\n") + "\n")
+        handle.flush()
+
+
+EVAL_TRIALS = 3
+"""VehicleID gallery draws of an evaluation during training (``prreid evaluate`` uses 10)."""
+EVAL_FIGURES = ("CMC@1", "CMC@5", "mAP")
+"""The figures of an evaluation during training (``eval_CMC@1`` ... in ``metrics.csv``)."""
+
+
+def protocol_evaluator(dataset: str, data: Any, cache_dir: str | Path | None = None) -> Evaluator:
+    """The test protocol of ``data`` as an evaluator for :func:`train_reid`:
+    ``evaluator(model)`` returns CMC@1, CMC@5 and mAP.
+
+    ``dataset`` "vehicleid": ``data`` is a :class:`~prreid_lib.datasets.vehicleid.VehicleID`,
+    its test list ranked over :data:`EVAL_TRIALS` gallery draws (seed 0); "veri776": a
+    :class:`~prreid_lib.datasets.veri776.VeRi776`, image-to-image (query against
+    gallery, same-camera matches left out). Euclidean distance, global features.
+    """
+    import warnings
+
+    from prreid_lib import evaluate
+
+    def vehicleid(model: PartRegularizedReID) -> dict[str, float]:
+        res = evaluate.evaluate_vehicleid(
+            model, data.test, n_trials=EVAL_TRIALS, cache_dir=cache_dir
+        )
+        return _figures(res.cmc_mean, res.mAP_mean)
+
+    def veri(model: PartRegularizedReID) -> dict[str, float]:
+        with warnings.catch_warnings():  # the track protocol is not used here
+            warnings.filterwarnings("ignore", message=".*image-to-track protocol")
+            res = evaluate.evaluate_veri(model, data, cache_dir=cache_dir)["image"]
+        return _figures(res.cmc, res.mAP)
+
+    if dataset not in ("vehicleid", "veri776"):
+        raise ValueError(f"dataset must be 'vehicleid' or 'veri776', got {dataset!r}")
+    return vehicleid if dataset == "vehicleid" else veri
+
+
+def _figures(cmc: Any, mean_ap: float) -> dict[str, float]:
+    """CMC@1, CMC@5 (NaN beyond the curve) and mAP as plain floats."""
+    curve = [float(v) for v in cmc]
+    at = {k: curve[k - 1] if k <= len(curve) else float("nan") for k in (1, 5)}
+    return {"CMC@1": at[1], "CMC@5": at[5], "mAP": float(mean_ap)}
 
 
 def run_or_load(
@@ -451,11 +567,14 @@ def run_or_load(
     cache_dir: str | Path | None = None,
     on_epoch_end: Any = None,
     log: Any = None,
+    keep_checkpoint: bool = False,
+    eval_every: int = 0,
+    evaluator: Evaluator | None = None,
 ) -> runs.TrainResult:
     """Reuse the finished run of this (config, options, data, seed) under ``root``, or train it.
 
-    Arguments as :func:`train_reid` (``on_epoch_end`` and
-    ``log`` see only the epochs trained now); the run lives in
+    Arguments as :func:`train_reid` (``on_epoch_end``, ``log`` and ``evaluator``
+    see only the epochs trained now); the run lives in
     ``prreid_lib.runs.run_dir_for(root, key, name)``. A finished run with the same key under
     another name (the same model trained by another chapter under its own
     label) is reused as it is. An interrupted run resumes from its last
@@ -478,6 +597,9 @@ def run_or_load(
         cache_dir=cache_dir,
         on_epoch_end=on_epoch_end,
         log=log,
+        keep_checkpoint=keep_checkpoint,
+        eval_every=eval_every,
+        evaluator=evaluator,
     )
 
 
@@ -493,12 +615,15 @@ def _finished_twin(root: Path, key: str) -> Path | None:
 
 
 def epoch_line(row: dict[str, float], epochs: int, images_per_s: float, elapsed: float) -> str:
-    """One line for an epoch's ``row``: losses, training accuracies, lr, images/s, elapsed."""
+    """One line for an epoch's ``row``: losses, training accuracies, evaluation figures
+    (when evaluated), lr, images/s, elapsed."""
     parts = [f"epoch {int(row['epoch'])}/{epochs}"]
     losses = ["loss", "global_ce", "triplet"] + [k for k in row if k.startswith("ce_")]
     parts += [f"{k} {row[k]:.4f}" for k in losses if k in row]
     accs = [k for k in row if k == "global_acc" or k.startswith("acc_")]
     parts += [f"{k} {row[k]:.3f}" for k in accs if row[k] == row[k]]  # NaN: no global branch
+    evals = [k for k in row if k.startswith("eval_")]
+    parts += [f"{k} {row[k]:.4f}" for k in evals if row[k] == row[k]]  # NaN: not evaluated
     parts += [f"lr {row['lr']:.2e}", f"{images_per_s:.1f} img/s", f"elapsed {elapsed:.1f} s"]
     return " | ".join(parts)
 
@@ -527,10 +652,9 @@ def _write_history(out_dir: Path, history: list[dict[str, float]]) -> None:
     write_json(out_dir / runs.METRICS_JSON, history)
 
 
-def _load_training_data(
-    args: argparse.Namespace, profile
-) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """Training frame and part boxes for the CLI (SynthVeh by default)."""
+def _load_dataset(args: argparse.Namespace, profile) -> tuple[Path, Any]:
+    """The folder and the loaded data set (VehicleID or VeRi776) of the CLI's options
+    (SynthVeh by default)."""
     from prreid_lib.datasets import load_vehicleid, load_veri776
 
     root = canonical_path(args.data_root) if args.data_root else None
@@ -542,21 +666,40 @@ def _load_training_data(
         root = ensure_synthveh(profile, seed=args.data_seed)
     sub = {"vehicleid": "VehicleID", "veri776": "VeRi-776"}[args.dataset]
     root = root / sub if (root / sub).is_dir() else root
+    return root, load_vehicleid(root) if args.dataset == "vehicleid" else load_veri776(root)
+
+
+def _load_training_data(
+    args: argparse.Namespace, profile, loaded: tuple[Path, Any] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Training frame and part boxes for the CLI (SynthVeh by default); ``loaded``: the
+    :func:`_load_dataset` of ``args`` when already read."""
+    root, dataset = loaded or _load_dataset(args, profile)
     synthetic = is_synthveh(root)
-    train = (load_vehicleid(root) if args.dataset == "vehicleid" else load_veri776(root)).train
+    train = dataset.train
     if args.parts == "none":
         return train, None
     if args.parts == "gt":
         if not synthetic:
-            raise ValueError(
-                f"--parts gt needs SynthVeh ground truth, {root} has none: "
-                "pass --parts FILE.csv (detected boxes) or --parts none"
-            )
+            raise ValueError(_no_ground_truth(args, root))
         from prreid_lib.parts import ground_truth_part_boxes
         from prreid_lib.synthveh import load_synthveh_parts
 
         return train, ground_truth_part_boxes(load_synthveh_parts(root), train)
     return train, read_part_boxes(args.parts)
+
+
+def _no_ground_truth(args: argparse.Namespace, root: Path) -> str:
+    """Why ``--parts gt`` cannot be read under the real data ``root``, and the detect step."""
+    labels = Path(args.data_root) / "parts" / "data.yaml"
+    baseline = " ".join(f"--set lambda_p.{part}=0" for part in PART_NAMES)
+    return (
+        f"--parts gt (the default while a part branch trains) reads SynthVeh's ground-truth "
+        f"part boxes, and {root} has none (real data): detect the parts first with `prreid "
+        f"detect --profile {args.profile} --data-root {args.data_root} --out part_boxes.csv` "
+        f"(about 500 images labelled in {labels}) and pass --parts part_boxes.csv, or train "
+        f"the baseline without part branches: {baseline}"
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -570,30 +713,52 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="prreid train",
         description="Train (or reuse) one run of a profile's config with --set overrides. Writes "
         "the run folder OUTPUT_DIR/<name>-<key>/ (config.json, checkpoint.pt after every epoch, "
-        "metrics.csv/.json, model.pt, final.json) and decoded images under --cache-dir; prints "
-        "one line per epoch and the run folder. Works unchanged under torchrun. Interrupted "
-        "(Ctrl-C), the same command resumes from the last finished epoch.",
+        "removed when the run finishes unless --keep-checkpoint; log.txt with one line per "
+        "epoch; metrics.csv/.json, model.pt, final.json) and decoded images under --cache-dir; "
+        "prints one line per epoch and the run folder. Works unchanged under torchrun. "
+        "Interrupted (Ctrl-C), the same command resumes from the last finished epoch.",
     )
-    parser.add_argument("--profile", choices=sorted(PROFILES), default="quick")
-    parser.add_argument("--data-root", default=None, help="SynthVeh root, VehicleID or VeRi-776")
-    parser.add_argument("--dataset", choices=("vehicleid", "veri776"), default="vehicleid")
+    parser.add_argument(
+        "--profile", choices=sorted(PROFILES), default="quick", help="config and data profile"
+    )
+    parser.add_argument(
+        "--data-root",
+        default=None,
+        help="SynthVeh root, VehicleID or VeRi-776 (default: the profile's SynthVeh, generated "
+        "in data/synthveh/<profile>-seed<data-seed>/)",
+    )
+    parser.add_argument(
+        "--dataset",
+        choices=("vehicleid", "veri776"),
+        default="vehicleid",
+        help="the training list to use: vehicleid or veri776",
+    )
     parser.add_argument(
         "--parts",
         default=None,
-        help="gt (SynthVeh, the default), none, or a part-box CSV; only when a lambda_p > 0",
+        help="gt (SynthVeh's part labels), none, or a part-box CSV (on real data: the one "
+        "`prreid detect` writes); only when a lambda_p > 0 (default: gt, or none when every "
+        "lambda_p is 0)",
     )
-    parser.add_argument("--output-dir", default="runs", help="where run folders go (runs)")
+    parser.add_argument("--output-dir", default="runs", help="where run folders go")
     parser.add_argument("--name", default=None, help="run folder prefix (default: run)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="training seed")
     parser.add_argument(
-        "--data-seed", type=int, help="SynthVeh seed (default 0; only without --data-root)"
+        "--data-seed", type=int, help="SynthVeh seed (default: 0; only without --data-root)"
     )
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one field of the profile's config, repeatable (e.g. --set epochs=3; "
+        "default: none)",
+    )
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda")
     parser.add_argument(
         "--cache-dir",
         default=None,
-        help="decoded images (default $PRREID_CACHE_DIR or ~/.cache/prreid)",
+        help="decoded images (default: $PRREID_CACHE_DIR or ~/.cache/prreid)",
     )
     parser.add_argument(
         "--no-progress", action="store_true", help="no progress bar and no per-epoch lines"
@@ -603,7 +768,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         metavar="DIR",
         help="also write TensorBoard event files of the per-epoch metrics to DIR "
-        "(needs the tensorboard extra)",
+        "(needs the tensorboard extra; default: none)",
+    )
+    parser.add_argument(
+        "--eval-every",
+        type=int,
+        default=None,
+        metavar="N",
+        help="evaluate after every N-th epoch and the last on the data set's test protocol "
+        f"(vehicleid: test_list_800.txt, {EVAL_TRIALS} gallery draws; veri776: image-to-image) "
+        "into eval_CMC@1, eval_CMC@5, eval_mAP of metrics.csv (default: no evaluation)",
+    )
+    parser.add_argument(
+        "--keep-checkpoint",
+        action="store_true",
+        help="keep checkpoint.pt (optimizer and random states) in the finished run folder",
     )
     args = parser.parse_args(argv)
     argcheck.data_source(args)
@@ -619,11 +798,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         argcheck.output_folder("--cache-dir", args.cache_dir, fix)
     if args.tensorboard is not None:
         argcheck.output_folder("--tensorboard", args.tensorboard)
+    if args.eval_every is not None:
+        argcheck.int_in("--eval-every", args.eval_every, 1, 10**6, "epochs between evaluations")
     return args
 
 
+def _refuse_evaluation_without_global(args: argparse.Namespace, cfg: TrainConfig) -> None:
+    """Refuse ``--eval-every`` for a run without the global branch (its test features
+    would need part boxes of the test images)."""
+    if args.eval_every is not None and not cfg.use_global:
+        raise argcheck.OptionError(
+            "--eval-every",
+            args.eval_every,
+            "evaluates the global feature, and this run trains no global branch (use_global=False)",
+            "leave --eval-every out (or train with use_global=true)",
+        )
+
+
 def _refuse_unused_parts(args: argparse.Namespace, cfg: TrainConfig) -> None:
-    """Refuse ``--parts`` (given) when no part branch trains; then default it to ``gt``."""
+    """Refuse ``--parts`` (given) when no part branch trains; then default it: ``gt`` when
+    a part branch trains, else ``none`` (a baseline reads no part boxes, on any data)."""
     if args.parts not in (None, "none") and not active_parts(cfg):
         raise argcheck.OptionError(
             "--parts",
@@ -631,7 +825,7 @@ def _refuse_unused_parts(args: argparse.Namespace, cfg: TrainConfig) -> None:
             "applies only when a part branch trains, and every lambda_p is 0",
             "leave --parts out",
         )
-    args.parts = args.parts or "gt"
+    args.parts = args.parts or ("gt" if active_parts(cfg) else "none")
 
 
 def _kept_after_interrupt(root: Path, name: str | None, since: float) -> str:
@@ -670,6 +864,7 @@ def main(argv: list[str] | None = None) -> int:
     profile = get_profile(args.profile)
     cfg, options = apply_overrides(profile.train, recipe_options(profile.train), args.set)
     _refuse_unused_parts(args, cfg)
+    _refuse_evaluation_without_global(args, cfg)
     since = time.time()
     started = dist.init_from_env(args.device)
     writer = None
@@ -681,10 +876,15 @@ def main(argv: list[str] | None = None) -> int:
             def hook(row: dict[str, float]) -> None:
                 for key, value in row.items():
                     if key != "epoch" and value == value:  # NaN: no global branch
-                        writer.add_scalar(f"train/{key}", value, int(row["epoch"]))
+                        tag = f"eval/{key[5:]}" if key.startswith("eval_") else f"train/{key}"
+                        writer.add_scalar(tag, value, int(row["epoch"]))
                 writer.flush()
 
-        train_df, part_boxes = _load_training_data(args, profile)
+        loaded = _load_dataset(args, profile)
+        train_df, part_boxes = _load_training_data(args, profile, loaded)
+        evaluator = None
+        if args.eval_every is not None:
+            evaluator = protocol_evaluator(args.dataset, loaded[1], args.cache_dir)
         if not active_parts(cfg):
             part_boxes = None
         result = run_or_load(
@@ -699,6 +899,9 @@ def main(argv: list[str] | None = None) -> int:
             options=options,
             cache_dir=args.cache_dir,
             on_epoch_end=hook,
+            keep_checkpoint=args.keep_checkpoint,
+            eval_every=args.eval_every or 0,
+            evaluator=evaluator,
         )
         if dist.rank() == 0:
             last = result.history.iloc[-1].to_dict() if len(result.history) else {}
@@ -707,6 +910,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"run {result.run_dir} ({state}); last epoch: "
                 + ", ".join(f"{k} {v:.4g}" for k, v in last.items())
             )
+            if result.reused and args.eval_every is not None:
+                print(
+                    f"prreid train: note: {result.run_dir} had finished, so --eval-every "
+                    "evaluated nothing now; evaluate it with prreid evaluate --run "
+                    f"{result.run_dir} --data-root {loaded[0]} --dataset {args.dataset}",
+                    file=sys.stderr,
+                )
     except KeyboardInterrupt:
         kept = _kept_after_interrupt(Path(args.output_dir), args.name, since)
         raise argcheck.Interrupted(kept) from None

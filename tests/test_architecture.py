@@ -66,6 +66,7 @@ RANK: dict[str, int] = {
     "prreid_lib.detector": 2,
     "prreid_lib.extract": 2,
     "prreid_lib.export": 2,
+    "prreid_lib.search": 2,
     "prreid_lib.cam": 2,
     "prreid_lib.annotate": 2,
     # 3: shared experiments
@@ -73,6 +74,7 @@ RANK: dict[str, int] = {
     # 4: entry points
     "prreid_lib.chapters": 4,
     "prreid_lib.chapter_parameters": 4,
+    "prreid_lib.handout": 4,
     "prreid_lib.cli": 4,
 }
 """Rank of every module; a subpackage's modules take the rank of the subpackage."""

@@ -89,6 +89,8 @@ def test_prreid_book_writes_its_timing_table(monkeypatch, tmp_path, capsys):
 
     monkeypatch.setattr(chapters, "run_chapters", fake_run)
     out = tmp_path / "runs"
+    (tmp_path / "parts").mkdir()  # chapter 02 reads the part labels, checked before it runs
+    (tmp_path / "parts" / "data.yaml").write_text("train: images/train\n")
     args = ["book", "--profile", "smoke", "--data-root", str(tmp_path), "--output-dir", str(out)]
     assert cli.main([*args, "--chapters", "01", "02", "--no-build"]) == 0
     table = book_timing.read_timing(out / "book_timing.csv")

@@ -77,7 +77,7 @@ def _pinned(reqs: set[str]) -> set[str]:
 
 def test_make_installs_the_extras_it_needs():
     extras = _make_extras()
-    assert {"book", "dev", "export"} <= set(extras)
+    assert {"book", "dev", "export", "tensorboard"} <= set(extras)
     assert set(extras) <= set(_project()["optional-dependencies"])
 
 

@@ -89,7 +89,7 @@ def test_single_query_several_matches():
     assert r.mINP == pytest.approx(1 / 2)
     assert (r.num_valid, r.num_query) == (1, 1)
     assert r.summary() == pytest.approx(
-        {"rank1": 0.0, "rank5": 1.0, "rank10": math.nan, "mAP": 4 / 9, "mINP": 0.5}, nan_ok=True
+        {"CMC@1": 0.0, "CMC@5": 1.0, "CMC@10": math.nan, "mAP": 4 / 9, "mINP": 0.5}, nan_ok=True
     )
 
 

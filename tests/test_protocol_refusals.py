@@ -285,12 +285,13 @@ def test_cli_evaluates_a_clean_run_and_a_run_of_the_other_layout(vid, veri, tmp_
     clean = write_run(tmp_path / "clean", sorted(set(data.train["pid"])))
     assert main(evaluate_cli(clean, vid, "--n-trials", "2")) == 0
     captured = capsys.readouterr()
-    assert "VehicleID 800: CMC@1" in captured.out and captured.err == ""
+    assert "VehicleID test_list_800.txt (" in captured.out and captured.err == ""
+    assert "): CMC@1 " in captured.out
     veri_ids = sorted(set(other.train["pid"]))
     assert set(veri_ids) & set(data.test["pid"])  # the numbers collide across layouts
     assert not set(data.train["pid"]) <= set(veri_ids)
     foreign = write_run(tmp_path / "veri-run", veri_ids)
     assert main(evaluate_cli(foreign, vid, "--n-trials", "2")) == 0
     captured = capsys.readouterr()
-    assert "VehicleID 800: CMC@1" in captured.out
+    assert "VehicleID test_list_800.txt (" in captured.out and "): CMC@1 " in captured.out
     assert captured.err.startswith(f"prreid evaluate: note: {foreign / 'model.pt'} was not trained")

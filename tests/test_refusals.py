@@ -191,7 +191,10 @@ def _tiny_run(tmp_path: Path) -> Path:
         rows.append({"path": str(path), "pid": 10 + i // 4})
     cfg = TrainConfig(input_size=32, feat_dim=8, epochs=1, batch_size=4, lambda_p={"window": 0.0})
     run = tmp_path / "run"
-    train_reid(cfg, pd.DataFrame(rows), None, run, progress=False, cache_dir=tmp_path / "c")
+    frame = pd.DataFrame(rows)
+    train_reid(
+        cfg, frame, None, run, progress=False, cache_dir=tmp_path / "c", keep_checkpoint=True
+    )
     return run
 
 
@@ -520,4 +523,5 @@ def test_cli_evaluate_names_missing_veri_files(veri_without_optional_files, monk
         f"prreid evaluate: warning: {root / name}"
         for name in ("test_track.txt", "gt_index.txt", "jk_index.txt")
     ]
-    assert "VeRi-776 image:" in captured.out and "VeRi-776 track" not in captured.out
+    assert "VeRi-776 image-to-image:" in captured.out
+    assert "VeRi-776 image-to-track" not in captured.out

@@ -160,15 +160,15 @@ def test_cli_evaluate_rerank_and_json(tiny_run, capsys, tmp_path):
     printed = capsys.readouterr().out
     plain = json.loads(plain_json.read_text())
     figures = plain["results"]["vehicleid"]
-    assert f"CMC@1 {figures['cmc1']:.4f}" in printed and f"mAP {figures['mAP']:.4f}" in printed
-    assert f"CMC@5 {figures['cmc5']:.4f}" in printed and plain["rerank"] is None
+    assert f"CMC@1 {figures['CMC@1']:.4f}" in printed and f"mAP {figures['mAP']:.4f}" in printed
+    assert f"CMC@5 {figures['CMC@5']:.4f}" in printed and plain["rerank"] is None
     assert plain["n_trials"] == 2 and plain["dataset"] == "vehicleid"
     # lambda 1 keeps only the (row-scaled) original distance: the same ranking
     rerank = ["--rerank", "--k1", "4", "--k2", "2", "--lambda-value", "1"]
     assert main([*base, *rerank, "--out", str(same_json)]) == 0
     same = json.loads(same_json.read_text())
     assert same["rerank"] == {"k1": 4, "k2": 2, "lambda_value": 1.0}
-    for key in ("cmc1", "cmc5", "mAP"):
+    for key in ("CMC@1", "CMC@5", "mAP"):
         assert same["results"]["vehicleid"][key] == pytest.approx(figures[key], abs=1e-9)
     assert "re-ranked k1 4 k2 2 lambda 1" in capsys.readouterr().out
     rerank[-1] = "0.3"

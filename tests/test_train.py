@@ -206,7 +206,9 @@ def test_head_learns_at_its_multiple_of_the_backbone_rate(tiny, tmp_path):
     _, frame, boxes = tiny
     cfg = replace(TINY, lr=0.02, lr_gamma=0.5, epochs=2)
     options = replace(recipe_options(cfg), head_lr_mult=10.0)
-    result = run_or_load(cfg, frame, boxes, tmp_path, progress=False, options=options)
+    result = run_or_load(
+        cfg, frame, boxes, tmp_path, progress=False, options=options, keep_checkpoint=True
+    )
     ckpt = torch.load(result.run_dir / "checkpoint.pt", weights_only=False)
     groups = ckpt["optimizer"]["param_groups"]
     assert [g["lr_mult"] for g in groups] == [1.0, 10.0]

@@ -10,7 +10,7 @@ and the part labels the chapters before training read.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,13 +67,10 @@ class StudyData:
 
     @property
     def data_name(self) -> str:
-        """The data set the numbers come from, for prose: ``"SynthVeh"``, ``"VehicleID"``,
-        ``"VeRi-776"`` or ``"real data"``."""
-        if self.synthetic:
-            return "SynthVeh"
-        return {"veri776": "VeRi-776", "vehicleid": "VehicleID"}.get(
-            self.profile.real_data or "", "real data"
-        )
+        """The data set the numbers come from, for prose: ``"SynthVeh"`` or, on real data,
+        ``"VehicleID"``: every variant trains and tests on :attr:`vehicleid`, whichever real
+        profile (``veri776`` or ``vehicleid``) runs."""
+        return "SynthVeh" if self.synthetic else "VehicleID"
 
     @property
     def label(self) -> str:
@@ -133,15 +130,51 @@ def load_data_sets(root: str | Path) -> tuple[VeRi776 | None, VehicleID | None]:
 
 def resolve_parts_yaml(root: str | Path, parts_yaml: str | Path | None = None) -> Path:
     """The part labels' YOLO ``data.yaml``: ``parts_yaml``, or ``<root>/parts/data.yaml``
-    (SynthVeh's labelled subset). A missing file raises ``FileNotFoundError`` naming it."""
+    (SynthVeh's labelled subset; on real data the user's labels). A missing file raises
+    ``FileNotFoundError`` naming it."""
     path = canonical_path(parts_yaml if parts_yaml else Path(root) / "parts" / "data.yaml")
     if not path.is_file():
+        where = "there" if parts_yaml else f"into {path.parent}/ (images/, labels/, data.yaml)"
         raise FileNotFoundError(
             f"no part labels at {path}: label about 500 images (window, light, brand) in YOLO "
-            "format as chapter 2 explains (its annotator helps) and pass parts_yaml=<your "
-            "data.yaml>"
+            f"format {where} as chapter 2 and the README's 'The real data sets' explain (the "
+            "annotator of chapter 2 helps), or pass parts_yaml=<your data.yaml>"
         )
     return path
+
+
+LABEL_CHAPTERS = ("02_part_annotation", "03_part_detection")
+"""The chapters that read the part labels (:func:`resolve_parts_yaml`)."""
+VEHICLEID_CHAPTERS = ("04_training", "05_evaluation", "06_ablation", "07_resolution", "08_cam")
+"""The chapters that train and test on VehicleID (:func:`load_study_data`)."""
+
+
+def check_book_data(root: str | Path, chapters: Iterable[str]) -> None:
+    """Refuse, before any chapter runs, real data at ``root`` that ``chapters`` (notebook
+    names) cannot use: no part labels at ``root/parts/data.yaml`` for chapters 2 and 3
+    (``FileNotFoundError`` of :func:`resolve_parts_yaml`), no VehicleID for chapters 4 to
+    8 (``FileNotFoundError``; a malformed one raises the loader's
+    :class:`DatasetFormatError`). SynthVeh passes."""
+    root = canonical_path(root)
+    names = set(chapters)
+    if is_synthveh(root):
+        return
+    if names & set(LABEL_CHAPTERS):
+        resolve_parts_yaml(root)
+    needing = sorted(names & set(VEHICLEID_CHAPTERS))
+    if not needing:
+        return
+    try:
+        load_vehicleid(root, REAL_TEST_SIZES[0], check_images=False)
+    except DatasetFormatError as err:
+        if err.path.expanduser() != root.expanduser():  # there, but malformed
+            raise
+        raise FileNotFoundError(
+            f"{root} holds no VehicleID (VehicleID_V1.0/ or VehicleID/), and the chapters "
+            f"{', '.join(needing)} train and test on it: add it there, run only the chapters "
+            "before them (--chapters 01 02 03), or take VeRi-776 through prreid detect, train "
+            "and evaluate (README: The real data sets)"
+        ) from None
 
 
 def parts_spec(parts_yaml: str | Path) -> tuple[dict[str, Any], Path]:
