@@ -22,6 +22,19 @@ def smoke_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return ensure_synthveh("smoke", root=tmp_path_factory.mktemp("data") / "synthveh", seed=0)
 
 
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished one-epoch re-id run on a tiny VehicleID layout (one per test module that
+    uses it, so a module may write into its run folder)."""
+    from prreid_lib.train import run_or_load
+    from tests.test_train import TINY, make_tiny_vehicleid
+
+    root = tmp_path_factory.mktemp("tiny-run")
+    frame, boxes = make_tiny_vehicleid(root / "VehicleID")
+    result = run_or_load(TINY, frame, boxes, root / "runs", progress=False, cache_dir=root / "c")
+    return result.run_dir
+
+
 @dataclass
 class ExecutedChapter:
     """One chapter executed by papermill: its output notebook and the error, if any."""

@@ -19,16 +19,7 @@ from PIL import Image
 
 from prreid_lib.cli import build_parser, main
 from prreid_lib.runs import load_trained
-from prreid_lib.train import run_or_load
-from tests.test_train import TINY, make_tiny_vehicleid
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("conventions")
-    frame, boxes = make_tiny_vehicleid(root / "VehicleID")
-    result = run_or_load(TINY, frame, boxes, root / "runs", progress=False, cache_dir=root / "c")
-    return result.run_dir
+from tests.test_train import TINY
 
 
 @pytest.fixture(autouse=True)

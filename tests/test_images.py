@@ -275,17 +275,6 @@ def test_huge_images_are_refused_before_decoding(tmp_path, width, height, found)
 # ------------------------------------------------------------------ prreid extract
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
-    from prreid_lib.train import run_or_load
-    from tests.test_train import TINY, make_tiny_vehicleid
-
-    root = tmp_path_factory.mktemp("images-run")
-    frame, boxes = make_tiny_vehicleid(root / "VehicleID")
-    result = run_or_load(TINY, frame, boxes, root / "runs", progress=False, cache_dir=root / "c")
-    return result.run_dir
-
-
 @pytest.fixture(autouse=True)
 def _cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("PRREID_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
