@@ -273,6 +273,37 @@ MAX_K = 1000
 """Largest re-ranking neighbourhood (--k1, --k2; the reference uses 20 and 6)."""
 
 
+def add_rerank_options(parser: argparse.ArgumentParser, rerank_help: str) -> None:
+    """``--rerank`` and its ``--k1``, ``--k2``, ``--lambda-value`` (left ``None`` when not
+    given: :func:`checked_rerank` fills :data:`RERANK_DEFAULTS`)."""
+    parser.add_argument("--rerank", action="store_true", help=rerank_help)
+    parser.add_argument(
+        "--k1", type=int, help="re-ranking: k-reciprocal neighbours (default: 20; with --rerank)"
+    )
+    parser.add_argument(
+        "--k2", type=int, help="re-ranking: query expansion size (default: 6; with --rerank)"
+    )
+    parser.add_argument(
+        "--lambda-value",
+        type=float,
+        help="re-ranking: weight of the original distance, 0 to 1 (default: 0.3; with --rerank)",
+    )
+
+
+def checked_rerank(args: argparse.Namespace) -> RerankOptions | None:
+    """Refuse ``--k1``, ``--k2``, ``--lambda-value`` without ``--rerank`` or out of bounds,
+    fill their defaults, and return the re-ranking options (``None`` without ``--rerank``)."""
+    from prreid_lib import argcheck
+
+    argcheck.only_with(args, RERANK_DEFAULTS, args.rerank, "with --rerank")
+    argcheck.int_in("--k1", args.k1, 1, MAX_K)
+    argcheck.int_in("--k2", args.k2, 1, MAX_K)
+    argcheck.float_in("--lambda-value", args.lambda_value, 0.0, 1.0)
+    if not args.rerank:
+        return None
+    return {"k1": args.k1, "k2": args.k2, "lambda_value": args.lambda_value}
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The options of ``prreid evaluate``, checked: each bad one is refused naming it.
 
@@ -313,20 +344,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help=f"VehicleID gallery draws, 1 to {MAX_TRIALS} (default: 10; vehicleid only)",
     )
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda")
-    parser.add_argument(
-        "--rerank", action="store_true", help="k-reciprocal re-ranking (Zhong et al. 2017)"
-    )
-    parser.add_argument(
-        "--k1", type=int, help="re-ranking: k-reciprocal neighbours (default: 20; with --rerank)"
-    )
-    parser.add_argument(
-        "--k2", type=int, help="re-ranking: query expansion size (default: 6; with --rerank)"
-    )
-    parser.add_argument(
-        "--lambda-value",
-        type=float,
-        help="re-ranking: weight of the original distance, 0 to 1 (default: 0.3; with --rerank)",
-    )
+    add_rerank_options(parser, "k-reciprocal re-ranking (Zhong et al. 2017)")
     parser.add_argument(
         "--out",
         default=None,
@@ -339,12 +357,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--data-root", args.data_root, "pass the folder of the VehicleID or VeRi-776 data set"
     )
     argcheck.only_with(args, VEHICLEID_DEFAULTS, args.dataset == "vehicleid", "with vehicleid")
-    argcheck.only_with(args, RERANK_DEFAULTS, args.rerank, "with --rerank")
+    args.rerank_options = checked_rerank(args)
     argcheck.int_in("--test-size", args.test_size, 1, 10**7)
     argcheck.int_in("--n-trials", args.n_trials, 1, MAX_TRIALS)
-    argcheck.int_in("--k1", args.k1, 1, MAX_K)
-    argcheck.int_in("--k2", args.k2, 1, MAX_K)
-    argcheck.float_in("--lambda-value", args.lambda_value, 0.0, 1.0)
     argcheck.device("--device", args.device)
     if args.out is not None:
         protected = argcheck.run_files(args.run)
@@ -359,9 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from prreid_lib.runs import load_trained
 
     args = parse_args(argv)
-    rerank: RerankOptions | None = None
-    if args.rerank:
-        rerank = {"k1": args.k1, "k2": args.k2, "lambda_value": args.lambda_value}
+    rerank: RerankOptions | None = args.rerank_options
     data, model = _checked_data_and_model(
         args, lambda: load_trained(args.run, local_device(args.device))
     )

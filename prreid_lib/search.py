@@ -591,7 +591,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     (``DIR/search.csv`` and ``DIR/search.png`` for a folder).
     """
     from prreid_lib import argcheck
-    from prreid_lib.evaluate import MAX_K, RERANK_DEFAULTS
+    from prreid_lib.evaluate import add_rerank_options, checked_rerank
     from prreid_lib.extract import MAX_BATCH_SIZE
 
     parser = argcheck.Parser(
@@ -625,22 +625,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "distance 1 - cosine similarity, 0 to 2); euclidean: the paper's L2 distance between "
         "the raw features",
     )
-    parser.add_argument(
-        "--rerank",
-        action="store_true",
-        help=f"k-reciprocal re-ranking (Zhong et al. 2017); at most {MAX_RERANK_IMAGES} query "
+    add_rerank_options(
+        parser,
+        f"k-reciprocal re-ranking (Zhong et al. 2017); at most {MAX_RERANK_IMAGES} query "
         "+ gallery images",
-    )
-    parser.add_argument(
-        "--k1", type=int, help="re-ranking: k-reciprocal neighbours (default: 20; with --rerank)"
-    )
-    parser.add_argument(
-        "--k2", type=int, help="re-ranking: query expansion size (default: 6; with --rerank)"
-    )
-    parser.add_argument(
-        "--lambda-value",
-        type=float,
-        help="re-ranking: weight of the original distance, 0 to 1 (default: 0.3; with --rerank)",
     )
     parser.add_argument(
         "--identities",
@@ -657,10 +645,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     _source_option("--query", args.query)
     _source_option("--gallery", args.gallery)
     argcheck.int_in("--top-k", args.top_k, 1, MAX_TOP_K)
-    argcheck.only_with(args, RERANK_DEFAULTS, args.rerank, "with --rerank")
-    argcheck.int_in("--k1", args.k1, 1, MAX_K)
-    argcheck.int_in("--k2", args.k2, 1, MAX_K)
-    argcheck.float_in("--lambda-value", args.lambda_value, 0.0, 1.0)
+    args.rerank_options = checked_rerank(args) or False  # search_images takes False or options
     if args.identities is not None:
         argcheck.input_file("--identities", args.identities, "pass a CSV with columns path,pid")
     argcheck.device("--device", args.device)
@@ -693,12 +678,6 @@ def _out_stem(args: argparse.Namespace) -> Path:
     return search_files(first)[0].with_suffix("")
 
 
-def _rerank_option(args: argparse.Namespace) -> bool | RerankOptions:
-    if not args.rerank:
-        return False
-    return {"k1": args.k1, "k2": args.k2, "lambda_value": args.lambda_value}
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """``prreid search --run RUN --query Q --gallery G --out OUT``."""
     from prreid_lib import argcheck
@@ -723,7 +702,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.query,
         args.gallery,
         args.top_k,
-        _rerank_option(args),
+        args.rerank_options,
         args.metric,
         args.device,
         args.batch_size,
