@@ -4,7 +4,8 @@
 # Faster: make test-unit  the unit tests only (pytest -m "not slow": no notebooks, book,
 #   browser, trainings in subprocesses or detector training)
 # Checks: make lint  ruff (rules and formatting);  make typecheck  mypy on prreid_lib
-# Optional: make book PROFILE=vehicleid DATA_ROOT=/data/reid  (real data; see README)
+# Optional: make book PROFILE=paper-check  every chapter at the paper's sizes on 2 CPU cores
+#           make book PROFILE=vehicleid DATA_ROOT=/data/reid  (real data; see README)
 # Course: make handout  the chapters as student notebooks in handout/ (or HANDOUT=DIR)
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)

@@ -45,11 +45,15 @@ def main() -> None:
     parser.add_argument("--synth", nargs="*", default=[], help="SynthConfig key=value")
     parser.add_argument("--pretrain-epochs", type=int, default=None, help="0: random init")
     parser.add_argument("--backbone", default=None, help="reuse this pretrained backbone file")
+    parser.add_argument("--arch", default=None, help="backbone of the pretraining and the models")
     parser.add_argument("--set", nargs="*", default=[], help="TrainConfig/RecipeOptions k=v")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--lambdas", type=float, nargs="+", default=[0.0, 1.0])
     parser.add_argument("--test-set", default="large")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--fp32", action="store_true", help="float32 on the CPU (no bfloat16), pretraining too"
+    )
     parser.add_argument("--runs", default="/tmp/prreid-science-runs")
     parser.add_argument("--out", default=str(RESULTS / "quick_science.csv"))
     args = parser.parse_args()
@@ -57,6 +61,8 @@ def main() -> None:
     prof = get_profile(args.profile)
     synth = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.synth)}
     prof = replace(prof, synth=replace(prof.synth, **synth))
+    if args.arch:
+        prof = replace(prof, train=replace(prof.train, arch=args.arch))
     pre = prof.pretrain or PretrainConfig()
     if args.pretrain_epochs is not None:
         pre = replace(pre, epochs=args.pretrain_epochs)
@@ -76,12 +82,13 @@ def main() -> None:
         backbone = args.backbone
     elif pre.epochs > 0:
         tic = time.perf_counter()
-        start = pretrained_backbone(prof, root, args.runs, seed=0)
+        pre_options = recipe_options(prof.train, cpu_bf16=not args.fp32)
+        start = pretrained_backbone(prof, root, args.runs, seed=0, options=pre_options)
         backbone = str(start.path)
         pre_acc = float(start.result.history["global_acc"].iloc[-1])
         print(f"pretrained backbone {backbone} ({time.perf_counter() - tic:.0f} s)", flush=True)
     base = replace(prof.train, pretrained=backbone)
-    base, options = apply_overrides(base, recipe_options(base), args.set)
+    base, options = apply_overrides(base, recipe_options(base, cpu_bf16=not args.fp32), args.set)
     for seed in args.seeds:
         for lam in args.lambdas:
             cfg = replace(base, lambda_p=dict.fromkeys(PART_NAMES, lam))
@@ -98,7 +105,7 @@ def main() -> None:
                 "synth": " ".join(args.synth),
                 "pretrain_epochs": pre.epochs,
                 "pretrain_acc": pre_acc,
-                "set": " ".join(args.set),
+                "set": " ".join(args.set + (["cpu_bf16=false"] if args.fp32 else [])),
                 "lambda_p": lam,
                 "seed": seed,
                 "test_ids": int(row["identities"]),
@@ -110,6 +117,7 @@ def main() -> None:
                 "wall_seconds": wall,
                 "reused": result.reused,
                 "load_avg_1min": os.getloadavg()[0],
+                "arch": prof.train.arch,
             }
             path = Path(args.out)
             pd.DataFrame([out]).to_csv(

@@ -223,10 +223,43 @@ _PAPER = Profile(
     n_seeds=3,
 )
 
+_PAPER_CHECK = Profile(
+    name="paper-check",
+    # The paper profile's model, input and batch composition (ResNet-50 at 256 px, last
+    # stride 1: a 16 x 16 grid; batches of 16 identities x 4 images; YOLO11s at 320 px,
+    # batch 64) on a few hundred images with one or two iterations per training: proof that
+    # every chapter runs at the paper's sizes, on 2 CPU cores (`make book PROFILE=paper-check`,
+    # times and peak memory in benchmarks/results/paper_check.md). Its numbers mean nothing.
+    synth=replace(
+        _PAPER.synth,
+        n_makes=4,
+        models_per_make=2,
+        n_colours=2,
+        veri_train_ids=16,
+        veri_test_ids=8,
+        veri_cameras=4,
+        veri_images_per_id=4,
+        vehicleid_train_ids=16,
+        vehicleid_test_sizes=(6, 8, 10),
+        vehicleid_images_per_id=4,
+        n_annotated=64,
+        n_part_val=16,
+        pretrain_ids=16,
+        pretrain_images_per_id=4,
+    ),
+    detector=replace(_PAPER.detector, epochs=1),
+    train=replace(_PAPER.train, epochs=2),
+    eval=EvalConfig(n_trials=2),
+    pretrain=PretrainConfig(epochs=1, batch_size=64),
+    n_seeds=2,
+    study=StudySizes(outside_cue_shares=(0.0, 1.0), cam_images=32),
+)
+
 PROFILES: dict[str, Profile] = {
     "smoke": _SMOKE,
     "quick": _QUICK,
     "paper": _PAPER,
+    "paper-check": _PAPER_CHECK,
     "veri776": replace(_PAPER, name="veri776", real_data="veri776"),
     "vehicleid": replace(_PAPER, name="vehicleid", real_data="vehicleid"),
 }

@@ -35,8 +35,17 @@ from torch import nn
 from prreid_lib.config import PART_NAMES
 from prreid_lib.imagenet import normalize_images
 
-ARCHS: dict[str, int] = {"resnet18": 512, "resnet34": 512, "resnet50": 2048}
-"""Supported backbones and the channel count of their last feature map."""
+ARCHS: dict[str, int] = {
+    "resnet18": 512,
+    "resnet34": 512,
+    "resnet50": 2048,
+    "resnet18_l3": 256,
+}
+"""Supported backbones and the channel count of their last feature map. ``resnet18_l3`` is
+ResNet-18 through ``layer3`` (``layer4`` dropped): a quarter of its parameters and, with the
+last stage at stride 1, an 8 x 8 grid at 64 px where ResNet-18 gives 4 x 4."""
+TRUNCATED = {"resnet18_l3": ("resnet18", "layer3")}
+"""Backbones cut after a stage: name -> (torchvision ResNet, last stage kept)."""
 MAX_INPUT_SIZE = 1024
 """Largest input side in pixels: twice the paper's largest (512, the resolution study); a
 decoded image then takes 3 MiB, a 100,000-image training set 300 GiB of image cache."""
@@ -75,29 +84,35 @@ def check_model_record(record: Mapping, source: str | Path, fix: str) -> None:
         )
 
 
-def grid_size(input_size: int, last_stride: int = 1) -> int:
+def grid_size(input_size: int, last_stride: int = 1, arch: str = "resnet18") -> int:
     """Side S of the backbone's feature map for an ``input_size`` x ``input_size`` image.
 
     A ResNet halves the resolution five times (stride 32), four times when the
     last stage has stride 1 (stride 16); each halving rounds up. 64 px with
-    last stride 1 gives S = 4, 256 px gives S = 16.
+    last stride 1 gives S = 4, 256 px gives S = 16. A backbone cut after
+    ``layer3`` (``resnet18_l3``) halves once less: 8 x 8 at 64 px.
     """
     if last_stride not in (1, 2):
         raise ValueError(f"last_stride must be 1 or 2, got {last_stride}")
+    if arch not in ARCHS:
+        raise ValueError(f"arch must be one of {', '.join(ARCHS)}, got {arch!r}")
+    halvings = (5 if last_stride == 2 else 4) - (1 if arch in TRUNCATED else 0)
     side = int(input_size)
-    for _ in range(5 if last_stride == 2 else 4):
+    for _ in range(halvings):
         side = math.ceil(side / 2)
     return side
 
 
-def load_backbone_weights(net: nn.Module, path: str | Path, arch: str) -> None:
+def load_backbone_weights(
+    net: nn.Module, path: str | Path, arch: str, skip: tuple[str, ...] = ("fc.",)
+) -> None:
     """Load a local torchvision ResNet state dict from ``path`` into ``net``.
 
-    The file must be a torchvision ``state_dict`` of the same ``arch`` (the
-    classifier ``fc.*`` is ignored). A missing file raises
-    ``FileNotFoundError``; a file that is not a state dict, or whose tensors
-    do not match the architecture, raises ``ValueError`` naming the file, what
-    was expected and the first mismatching keys.
+    The file must be a torchvision ``state_dict`` of the same ``arch`` (keys
+    starting with a prefix in ``skip``, the classifier ``fc.*`` by default, are
+    ignored). A missing file raises ``FileNotFoundError``; a file that is not a
+    state dict, or whose tensors do not match the architecture, raises
+    ``ValueError`` naming the file, what was expected and the first mismatching keys.
     """
     path = Path(path)
     hint = (
@@ -123,7 +138,7 @@ def load_backbone_weights(net: nn.Module, path: str | Path, arch: str) -> None:
         isinstance(v, torch.Tensor) for v in state.values()
     ):
         raise ValueError(f"pretrained weights file {path} is not a state dict of tensors; {hint}")
-    expected = {k: v for k, v in net.state_dict().items() if not k.startswith("fc.")}
+    expected = {k: v for k, v in net.state_dict().items() if not k.startswith(skip)}
     missing = [k for k in expected if k not in state]
     wrong = [
         f"{k} {tuple(state[k].shape)} (expected {tuple(v.shape)})"
@@ -154,15 +169,18 @@ def build_backbone(
         raise ValueError(f"arch must be one of {', '.join(ARCHS)}, got {arch!r}")
     if last_stride not in (1, 2):
         raise ValueError(f"last_stride must be 1 or 2, got {last_stride}")
-    net = getattr(torchvision.models, arch)(weights=None)
+    torch_arch, last = TRUNCATED.get(arch, (arch, "layer4"))
+    stages = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
+    names: tuple[str, ...] = stages[: stages.index(last) + 1]
+    net = getattr(torchvision.models, torch_arch)(weights=None)
     if pretrained is not None:
-        load_backbone_weights(net, pretrained, arch)
+        dropped = ("fc.", "layer4.") if last == "layer3" else ("fc.",)
+        load_backbone_weights(net, pretrained, torch_arch, skip=dropped)
     if last_stride == 1:
-        block = net.layer4[0]
+        block = getattr(net, last)[0]
         strided = block.conv2 if hasattr(block, "conv3") else block.conv1  # Bottleneck vs Basic
         strided.stride = (1, 1)
         block.downsample[0].stride = (1, 1)
-    names = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
     return nn.Sequential(OrderedDict((n, getattr(net, n)) for n in names))
 
 
@@ -264,7 +282,7 @@ class PartRegularizedReID(nn.Module):
 
     def grid_size(self, input_size: int) -> int:
         """Side S of the feature grid for square inputs of ``input_size`` pixels."""
-        return grid_size(input_size, self.last_stride)
+        return grid_size(input_size, self.last_stride, self.arch)
 
     def forward(self, images: torch.Tensor, part_masks: torch.Tensor | None = None) -> dict:
         fmap = self.backbone(images)

@@ -23,6 +23,7 @@ import pandas as pd
 
 from prreid_lib import runs
 from prreid_lib.config import Profile, TrainConfig
+from prreid_lib.recipes import RecipeOptions
 from prreid_lib.synthveh_files import IDENTITIES_FILE
 
 BACKBONE_FILE = "backbone.pt"
@@ -88,11 +89,13 @@ def pretrained_backbone(
     seed: int = 0,
     device: str = "auto",
     progress: bool = False,
+    options: RecipeOptions | None = None,
 ) -> PretrainedBackbone:
     """Train (or reuse) the group classifier of ``profile`` on ``root``'s pretraining split.
 
     The run lives under ``output_dir/pretrain/``; its backbone weights are
-    written once, atomically, to ``backbone.pt`` in the run folder.
+    written once, atomically, to ``backbone.pt`` in the run folder. ``options``
+    (default: the paper recipe's) set e.g. the precision.
     """
     from prreid_lib.train import run_or_load
 
@@ -105,6 +108,7 @@ def pretrained_backbone(
         device=device,
         progress=progress,
         name=RUN_NAME,
+        options=options,
     )
     path = Path(result.run_dir) / BACKBONE_FILE
     if not path.is_file():

@@ -173,3 +173,51 @@ def test_bad_arguments_are_named():
         PartRegularizedReID(num_classes=3, parts=("window", "wheel"))
     with pytest.raises(ValueError, match="use_global=False"):
         PartRegularizedReID(num_classes=3, parts=(), use_global=False)
+
+
+def test_resnet18_cut_after_layer3_gives_twice_the_grid_at_a_quarter_of_the_weights():
+    assert grid_size(64, 1, "resnet18_l3") == 8 and grid_size(64, 2, "resnet18_l3") == 4
+    assert grid_size(256, 1, "resnet18_l3") == 32
+    model = PartRegularizedReID(num_classes=3, arch="resnet18_l3").eval()
+    assert model.grid_size(64) == 8
+    assert model.backbone(torch.zeros(1, 3, 64, 64)).shape == (1, 256, 8, 8)
+    assert "layer4" not in dict(model.backbone.named_children())
+    full = PartRegularizedReID(num_classes=3, arch="resnet18").backbone
+    weights = sum(p.numel() for p in model.backbone.parameters())
+    assert weights < 0.3 * sum(p.numel() for p in full.parameters())
+    masks = boxes_to_masks(
+        torch.tensor([[[[0.0, 0.0, 0.5, 0.5]]] * 3]), torch.ones(1, 3, 1).bool(), 8
+    )
+    out = model(torch.zeros(1, 3, 64, 64), masks)
+    assert out["part_feat"].shape == (1, 3, 256) and bool(out["part_valid"].all())
+
+
+def test_resnet18_cut_after_layer3_loads_a_resnet18_weights_file_without_its_layer4(tmp_path):
+    state = torchvision.models.resnet18(weights=None).state_dict()
+    path = tmp_path / "resnet18.pt"
+    torch.save(state, path)
+    model = PartRegularizedReID(num_classes=3, arch="resnet18_l3", pretrained=path)
+    loaded = model.backbone.state_dict()
+    assert torch.equal(loaded["layer3.1.conv2.weight"], state["layer3.1.conv2.weight"])
+    bigger = tmp_path / "resnet50.pt"
+    torch.save(torchvision.models.resnet50(weights=None).state_dict(), bigger)
+    with pytest.raises(ValueError, match="resnet50.pt does not match resnet18"):
+        PartRegularizedReID(num_classes=3, arch="resnet18_l3", pretrained=bigger)
+
+
+def test_the_paper_check_profile_runs_the_paper_profiles_model_and_batches():
+    from prreid_lib.config import get_profile
+
+    paper, check = get_profile("paper"), get_profile("paper-check")
+    for name in ("arch", "input_size", "last_stride", "batch_size", "num_instances", "feat_dim"):
+        assert getattr(check.train, name) == getattr(paper.train, name), name
+    assert check.detector.model_yaml == paper.detector.model_yaml
+    assert (check.detector.imgsz, check.detector.batch) == (
+        paper.detector.imgsz,
+        paper.detector.batch,
+    )
+    assert grid_size(check.train.input_size, check.train.last_stride, check.train.arch) == 16
+    assert check.synth.image_size == paper.synth.image_size
+    assert check.study.input_sizes == paper.study.input_sizes
+    images = check.synth.vehicleid_train_ids * check.synth.vehicleid_images_per_id
+    assert images <= 2 * check.train.batch_size  # a few iterations per epoch

@@ -17,8 +17,9 @@ Each chapter's own steps live in a module of their own, which the chapter
 imports directly: :mod:`~prreid_lib.studies.dataset_tour` (chapter 1),
 :mod:`~prreid_lib.studies.part_labels` (2), :mod:`~prreid_lib.studies.detection`
 (3), :mod:`~prreid_lib.studies.comparison` (4 and 6),
-:mod:`~prreid_lib.studies.evaluation` (5), :mod:`~prreid_lib.studies.resolution`
-(7), :mod:`~prreid_lib.studies.cam` (8) and :mod:`~prreid_lib.studies.appendix`.
+:mod:`~prreid_lib.studies.evaluation` (5), :mod:`~prreid_lib.studies.resolution`,
+:mod:`~prreid_lib.studies.locality` and :mod:`~prreid_lib.studies.regime_map` (7),
+:mod:`~prreid_lib.studies.cam` (8) and :mod:`~prreid_lib.studies.appendix`.
 
 The chapters import the shared names from here, including the library's pieces they use
 directly: :func:`~prreid_lib.results.save_table` and the verdicts of

@@ -68,3 +68,34 @@ def gain_vs_strength_figure(
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     fig.tight_layout()
     return fig
+
+
+def regime_map_figure(table: pd.DataFrame) -> Figure:
+    """The regime map (:func:`prreid_lib.studies.regime_map.regime_map`) as one panel per
+    start: cue strength across, grid down, each cell coloured by the part losses' CMC@1
+    difference (blue a gain, red a loss) and labelled with it and its verdict."""
+    starts = sorted(table["start"].unique())
+    fig, axes = plt.subplots(1, len(starts), figsize=(3.4 * len(starts), 2.6), squeeze=False)
+    limit = max(float(np.nanmax(np.abs(table["difference"]))), 1e-3)
+    for ax, start in zip(axes[0], starts, strict=True):
+        part = table[table["start"] == start]
+        cues = sorted(part["cue strength"].unique())
+        grids = sorted(part["grid"].unique())
+        values = np.full((len(grids), len(cues)), np.nan)
+        for row in part.to_dict("records"):
+            i, j = grids.index(row["grid"]), cues.index(row["cue strength"])
+            values[i, j] = row["difference"]
+            word = {"gain": "gain", "loss": "loss"}.get(row["verdict"], "noise")
+            text = f"{row['difference']:+.3f}\n{word}"
+            dark = abs(row["difference"]) > 0.6 * limit
+            ax.text(j, i, text, ha="center", va="center", fontsize=8,
+                    color="white" if dark else "black")  # fmt: skip
+        ax.imshow(values, cmap="RdBu", vmin=-limit, vmax=limit)
+        ax.set_xticks(range(len(cues)), [f"{c:g}" for c in cues])
+        ax.set_yticks(range(len(grids)), grids)
+        ax.set_xlabel("cue strength")
+        ax.set_ylabel("grid at 64 px")
+        ax.set_title(f"{start} start", fontsize=9)
+    fig.suptitle("part-regularized minus baseline, CMC@1", fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,95 @@
+"""How the part detector's training slows when other jobs share the cores (not a test).
+
+Trains the quick profile's YOLO detector for a few epochs on quick SynthVeh's
+part labels, on idle cores and beside ``--busy`` single-thread processes that
+multiply matrices without pause (another training, say), under each OpenMP wait
+policy: ``ACTIVE`` (threads spin while they wait for work; what torch's
+OpenMP does by default for a while after every parallel region) and
+``PASSIVE`` (waiting threads sleep at once, so a core given to another process
+is not burnt spinning). One row per run is appended to
+``benchmarks/results/load_slowdown.csv``.
+
+Usage: ``python benchmarks/bench_load.py [--epochs 2] [--busy 2] [--threads 2]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+RESULTS = Path(__file__).resolve().parent / "results"
+REPO = Path(__file__).resolve().parents[1]
+
+_TRAIN = """
+import sys, time
+from dataclasses import replace
+import torch
+torch.set_num_threads(int(sys.argv[1]))
+from prreid_lib.config import get_profile
+from prreid_lib.detector import train_detector
+from prreid_lib.studies.data import resolve_data_root, resolve_parts_yaml
+prof = get_profile("quick")
+root = resolve_data_root(prof, None, data_seed=0)
+cfg = replace(prof.detector, epochs=int(sys.argv[2]))
+tic = time.perf_counter()
+train_detector(resolve_parts_yaml(root), cfg, output_dir=sys.argv[3], force=True)
+print(time.perf_counter() - tic)
+"""
+
+
+def _busy() -> None:
+    """One thread of matrix products, forever (the other job)."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import numpy as np
+
+    a = np.random.default_rng(0).random((256, 256))
+    while True:
+        a = (a @ a) / 256.0
+
+
+def _train_seconds(policy: str, threads: int, epochs: int, out: str) -> float:
+    env = {**os.environ, "OMP_WAIT_POLICY": policy}
+    cmd = [sys.executable, "-c", _TRAIN, str(threads), str(epochs), out]
+    done = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, check=True)
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--busy", type=int, default=2, help="single-thread jobs beside it")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads of the detector")
+    parser.add_argument("--runs", default="/tmp/prreid-load-runs")
+    parser.add_argument("--out", default=str(RESULTS / "load_slowdown.csv"))
+    args = parser.parse_args()
+    rows = []
+    for busy in (0, args.busy):
+        for policy in ("ACTIVE", "PASSIVE"):
+            others = [mp.Process(target=_busy, daemon=True) for _ in range(busy)]
+            for p in others:
+                p.start()
+            try:
+                seconds = _train_seconds(policy, args.threads, args.epochs, args.runs)
+            finally:
+                for p in others:
+                    p.terminate()
+            rows.append({
+                "date": time.strftime("%Y-%m-%d %H:%M"), "job": "detector (quick)",
+                "epochs": args.epochs, "threads": args.threads, "busy_jobs": busy,
+                "wait_policy": policy, "seconds": round(seconds, 1),
+                "cpu_count": os.cpu_count(),
+            })  # fmt: skip
+            print(rows[-1], flush=True)
+    path = Path(args.out)
+    pd.DataFrame(rows).to_csv(path, mode="a", header=not path.exists(), index=False)
+
+
+if __name__ == "__main__":
+    main()
