@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from prreid_lib.errors import PrreidError
+from prreid_lib.memory import PeakChildMemory
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -170,21 +171,28 @@ def run_chapters(
     cwd: Path = REPO_ROOT,
     on_done: Callable[[str, float], None] | None = None,
 ) -> pd.DataFrame:
-    """Execute every chapter in order; return a table of per-chapter wall times.
+    """Execute every chapter in order; return a table of per-chapter wall times and the
+    peak memory of each chapter's kernel (``peak GiB``,
+    :class:`~prreid_lib.memory.PeakChildMemory`).
 
     The table is also written to ``<output_dir>/chapter_timings.csv`` before each
     chapter starts, so the appendix chapter can show the times of those before it.
     """
     chapters = list(chapters) if chapters is not None else list_chapters()
     timings_csv = _ensure_dir(cwd / params.output_dir) / TIMINGS_FILE
+    columns = ["chapter", "seconds", "peak GiB"]
     rows: list[dict[str, object]] = []
     for notebook in chapters:
-        pd.DataFrame(rows, columns=["chapter", "seconds"]).to_csv(timings_csv, index=False)
-        seconds = run_chapter(notebook, generated_dir / notebook.name, params, cwd=cwd)
-        rows.append({"chapter": notebook.stem, "seconds": round(seconds, 1)})
+        pd.DataFrame(rows, columns=columns).to_csv(timings_csv, index=False)
+        with PeakChildMemory() as memory:
+            seconds = run_chapter(notebook, generated_dir / notebook.name, params, cwd=cwd)
+        rows.append(
+            {"chapter": notebook.stem, "seconds": round(seconds, 1),
+             "peak GiB": round(memory.peak_gib, 2)}
+        )  # fmt: skip
         if on_done is not None:
             on_done(notebook.stem, seconds)
-    table = pd.DataFrame(rows, columns=["chapter", "seconds"])
+    table = pd.DataFrame(rows, columns=columns)
     table.to_csv(timings_csv, index=False)
     return table
 

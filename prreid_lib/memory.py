@@ -1,0 +1,48 @@
+"""Peak memory of the processes a step starts (a chapter's kernel), sampled while it runs."""
+
+from __future__ import annotations
+
+import threading
+from types import TracebackType
+
+import psutil
+
+GIB = 2**30
+
+
+class PeakChildMemory:
+    """Context manager: the peak summed resident memory (GiB) of this process's children.
+
+    A thread samples every ``interval`` seconds the resident set size of every
+    descendant process (papermill's kernel, its workers) and keeps the largest
+    sum in :attr:`peak_gib`. Peaks shorter than ``interval`` can be missed.
+    """
+
+    def __init__(self, interval: float = 0.5) -> None:
+        self.interval, self.peak_gib = interval, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        me = psutil.Process()
+        while not self._stop.wait(self.interval):
+            total = 0
+            for child in me.children(recursive=True):
+                try:
+                    total += child.memory_info().rss
+                except psutil.Error:  # the process ended between listing and reading
+                    continue
+            self.peak_gib = max(self.peak_gib, total / GIB)
+
+    def __enter__(self) -> PeakChildMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        self._thread.join()
