@@ -9,7 +9,7 @@ OpenMP does by default for a while after every parallel region) and
 is not burnt spinning). One row per run is appended to
 ``benchmarks/results/load_slowdown.csv``.
 
-Usage: ``python benchmarks/bench_load.py [--epochs 2] [--busy 2] [--threads 2]``
+Usage: ``python benchmarks/bench_load.py [--epochs 2] [--busy 0 2] [--threads 2]``
 """
 
 from __future__ import annotations
@@ -64,13 +64,15 @@ def _train_seconds(policy: str, threads: int, epochs: int, out: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--busy", type=int, default=2, help="single-thread jobs beside it")
+    parser.add_argument(
+        "--busy", type=int, nargs="+", default=[0, 2], help="single-thread jobs beside it"
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch threads of the detector")
     parser.add_argument("--runs", default="/tmp/prreid-load-runs")
     parser.add_argument("--out", default=str(RESULTS / "load_slowdown.csv"))
     args = parser.parse_args()
     rows = []
-    for busy in (0, args.busy):
+    for busy in args.busy:
         for policy in ("ACTIVE", "PASSIVE"):
             others = [mp.Process(target=_busy, daemon=True) for _ in range(busy)]
             for p in others:

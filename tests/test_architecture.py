@@ -33,6 +33,8 @@ RANK: dict[str, int] = {
     "prreid_lib": 0,
     "prreid_lib.argcheck": 0,
     "prreid_lib.book_timing": 0,
+    "prreid_lib.glued": 0,
+    "prreid_lib.memory": 0,
     "prreid_lib.cache": 0,
     "prreid_lib.config": 0,
     "prreid_lib.distributed": 0,
@@ -237,9 +239,11 @@ CHAPTER_IMPORTS = (
     "prreid_lib.viz",
     "prreid_lib.chapter_parameters",
     "prreid_lib.book_timing",
+    "prreid_lib.glued",
 )
 """What a chapter may import from the library: the study layer and the figures, plus the
-cells every chapter shares (the parameter check and the chapter's stated time)."""
+cells every chapter shares (the parameter check, the chapter's stated time and the glued
+numbers)."""
 
 
 def chapter_imports(notebook: Path) -> set[str]:
