@@ -1,8 +1,8 @@
 """Training throughput on the CPU: full steps against model-only steps (not a test).
 
-Measures images per second of one SGD step of ResNet-18 at 64 px (the quick
-profile) in four variants, interleaved over several rounds (the median is
-reported, so a busy shared machine blurs less):
+Measures images per second of one SGD step of a backbone (``--arch``, ResNet-18 by
+default) at 64 px (the quick profile) in four variants, interleaved over several
+rounds (the median is reported, so a busy shared machine blurs less):
 
 - ``model_only_global``: forward + backward + SGD on random float tensors, no part branches;
 - ``model_only_parts``: the same with the three part branches and random part masks;
@@ -155,6 +155,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6, help="timed steps per variant and round")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--input-size", type=int, default=64)
+    parser.add_argument("--arch", default="resnet18", help="backbone (prreid_lib.model.ARCHS)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--out", default=str(RESULTS / "train_throughput.csv"), help="appended")
     parser.add_argument(
@@ -162,7 +163,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = TrainConfig(arch="resnet18", input_size=args.input_size, batch_size=args.batch_size)
+    cfg = TrainConfig(arch=args.arch, input_size=args.input_size, batch_size=args.batch_size)
     dtype = autocast_dtype(torch.device("cpu"), recipe_options(cfg))  # the trainer's choice
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
