@@ -218,6 +218,6 @@ def test_the_paper_check_profile_runs_the_paper_profiles_model_and_batches():
     )
     assert grid_size(check.train.input_size, check.train.last_stride, check.train.arch) == 16
     assert check.synth.image_size == paper.synth.image_size
-    assert check.study.input_sizes == paper.study.input_sizes
+    assert set(check.study.input_sizes) <= set(paper.study.input_sizes)
     images = check.synth.vehicleid_train_ids * check.synth.vehicleid_images_per_id
     assert images <= 2 * check.train.batch_size  # a few iterations per epoch

@@ -412,3 +412,18 @@ def test_run_key_follows_content_not_location(tiny, tmp_path):
     assert plan_run(same, frame, boxes).key == with_start != key
     torch.save({"w": torch.ones(1)}, start)
     assert plan_run(replace(TINY, pretrained=str(start)), frame, boxes).key != with_start
+
+
+def test_bfloat16_only_where_the_cpu_computes_it_natively(tmp_path):
+    from prreid_lib import precision
+
+    avx512 = tmp_path / "avx512"
+    avx512.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_vnni\n")
+    native = tmp_path / "native"
+    native.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 amx_tile\n")
+    assert "avx512_vnni" in precision.cpu_flags(avx512)
+    assert not precision.cpu_has_native_bf16(avx512)  # oneDNN would emulate it: slower
+    assert precision.cpu_has_native_bf16(native) == bool(
+        torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    )
+    assert not precision.cpu_has_native_bf16(tmp_path / "no_such_file")
