@@ -522,7 +522,7 @@ _READING = """
 
 - Text such as {glue:text}`ch04_base_cmc1:.3f` is filled in with the chapter's number
   in the HTML book (`make book`); in Jupyter it stays as written: the number is in the
-  output of a cell above it.
+  table of glued values (`name`, `value`) that the cell above it prints.
 - References such as {doc}`../method` and {cite}`he2019part` point to the book's pages
   and bibliography, in `book/` of the repository.
 - Each chapter's exercises stand under its heading "Exercises"; their solutions are in

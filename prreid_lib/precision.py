@@ -4,9 +4,9 @@ On a 2-core machine with AVX512-BF16 bfloat16 autocast with channels-last memory
 trained 1.8x faster than float32, with the same part gain
 (``benchmarks/results/train_quality.csv``). On a CPU without it (AVX512 only) oneDNN
 still accepts bfloat16 but emulates it, and the same step is slower than float32:
-ResNet-18 at 64 px 0.91 s against 0.71 s a batch of 32, ResNet-50 at 256 px half the
-images per second (``benchmarks/results/train_throughput.csv``, rows of 2026-12-03). So bfloat16 is used
-only where the CPU computes it natively.
+ResNet-18 at 64 px took 0.91 s against 0.71 s a batch of 32, ResNet-50 at 256 px
+twice as long (``benchmarks/results/precision.md``). So bfloat16 is used only where
+the CPU computes it natively.
 """
 
 from __future__ import annotations
