@@ -15,7 +15,7 @@ class PeakChildMemory:
 
     A thread samples every ``interval`` seconds the resident set size of every
     descendant process (papermill's kernel, its workers) and keeps the largest
-    sum in :attr:`peak_gib`. Peaks shorter than ``interval`` can be missed.
+    sum in ``peak_gib``. Peaks shorter than ``interval`` can be missed.
     """
 
     def __init__(self, interval: float = 0.5) -> None:
