@@ -3,13 +3,13 @@
 Trains the quick profile's YOLO detector for a few epochs on quick SynthVeh's
 part labels, on idle cores and beside ``--busy`` single-thread processes that
 multiply matrices without pause (another training, say), under each OpenMP wait
-policy: ``ACTIVE`` (threads spin while they wait for work; what torch's
-OpenMP does by default for a while after every parallel region) and
-``PASSIVE`` (waiting threads sleep at once, so a core given to another process
-is not burnt spinning). One row per run is appended to
-``benchmarks/results/load_slowdown.csv``.
+setting (``--policies``): ``default`` (none set: GNU OpenMP spins a while, 300,000
+turns, before a waiting thread sleeps), ``ACTIVE`` (waiting threads spin),
+``PASSIVE`` (they sleep at once, so a core given to another process is not burnt
+spinning) and ``SPIN<n>`` (``GOMP_SPINCOUNT=n``: a shorter spin, then sleep). One
+row per run is appended to ``benchmarks/results/load_slowdown.csv``.
 
-Usage: ``python benchmarks/bench_load.py [--epochs 2] [--busy 0 2] [--threads 2]``
+Usage: ``python benchmarks/bench_load.py [--epochs 2] [--busy 0 2] [--policies default PASSIVE]``
 """
 
 from __future__ import annotations
@@ -54,8 +54,20 @@ def _busy() -> None:
         a = (a @ a) / 256.0
 
 
+def _wait_env(policy: str) -> dict[str, str]:
+    """The environment of one wait setting (see the module docstring)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    if policy == "default":
+        env["OMP_WAIT_POLICY"] = ""  # prreid_lib sets PASSIVE only when the variable is unset
+    elif policy.startswith("SPIN"):
+        env["OMP_WAIT_POLICY"], env["GOMP_SPINCOUNT"] = "", policy[4:]
+    else:
+        env["OMP_WAIT_POLICY"] = policy
+    return env
+
+
 def _train_seconds(policy: str, threads: int, epochs: int, out: str) -> float:
-    env = {**os.environ, "OMP_WAIT_POLICY": policy}
+    env = _wait_env(policy)
     cmd = [sys.executable, "-c", _TRAIN, str(threads), str(epochs), out]
     done = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, check=True)
     return float(done.stdout.strip().splitlines()[-1])
@@ -68,12 +80,13 @@ def main() -> None:
         "--busy", type=int, nargs="+", default=[0, 2], help="single-thread jobs beside it"
     )
     parser.add_argument("--threads", type=int, default=2, help="torch threads of the detector")
+    parser.add_argument("--policies", nargs="+", default=["default", "PASSIVE"])
     parser.add_argument("--runs", default="/tmp/prreid-load-runs")
     parser.add_argument("--out", default=str(RESULTS / "load_slowdown.csv"))
     args = parser.parse_args()
     rows = []
     for busy in args.busy:
-        for policy in ("ACTIVE", "PASSIVE"):
+        for policy in args.policies:
             others = [mp.Process(target=_busy, daemon=True) for _ in range(busy)]
             for p in others:
                 p.start()
