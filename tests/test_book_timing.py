@@ -72,7 +72,7 @@ def test_every_chapter_states_its_quick_time_at_the_top():
         ]
         assert len(code) == 1, f"{path.name}: no cell glues {key}"
         cell = cells[code[0]]
-        assert "remove-input" in cell["metadata"].get("tags", []), path.name
+        assert "remove-cell" in cell["metadata"].get("tags", []), path.name  # Jupyter shows it
         assert f'glue("{key}"' in "".join(cell["source"])
         text = "".join(cells[code[0] + 1]["source"])
         assert text.startswith("Time with the `quick` profile:") and key in text, path.name

@@ -205,7 +205,7 @@ def test_the_import_scan_sees_packages_and_leaves_out_ours():
     notebook_imports = set().union(
         *(third_party_imports(t) for w, _, t in _sources() if w == "notebooks")
     )
-    assert {"myst_nb", "matplotlib", "pandas"} <= notebook_imports
+    assert {"IPython", "matplotlib", "pandas"} <= notebook_imports
 
 
 # ----------------------------------------------------------------------------- version

@@ -262,8 +262,11 @@ def test_profiles_carry_the_study_sizes_the_chapters_used():
     assert paper.input_sizes == (128, 256, 512) and paper.outside_cue_shares == (0.0, 0.5, 1.0)
     assert smoke.random_start and paper.random_start and not quick.random_start
     assert smoke.veri_train == quick.veri_train == "vehicleid" and paper.veri_train == "veri776"
+    check = get_profile("paper-check").study  # the paper's sizes, fewer images
+    assert check.input_sizes == (128, 256) and (check.cam_pairs, check.cam_images) == (4, 32)
     for profile in PROFILES.values():
-        assert (profile.study.cam_pairs, profile.study.cam_images) == (4, 300)
+        if profile.name != "paper-check":
+            assert (profile.study.cam_pairs, profile.study.cam_images) == (4, 300)
         if profile.real_data:
             assert profile.study == paper
 
