@@ -125,6 +125,17 @@ def near_duplicate_grid(
     return image_grid(paths, boxes, titles, ncols=ids_per_group)
 
 
+def framed_image(ax: plt.Axes, image: object, colour: str, title: str) -> None:
+    """Show ``image`` on ``ax`` without ticks, framed in ``colour`` (a match or not), titled."""
+    ax.imshow(np.asarray(image))
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_edgecolor(colour)
+        spine.set_linewidth(3)
+    ax.set_title(title, fontsize=7)
+
+
 def top_k(distmat: np.ndarray, k: int) -> np.ndarray:
     """Indices of the ``k`` nearest gallery items per query (ties by gallery index)."""
     return np.argsort(np.asarray(distmat), axis=1, kind="stable")[:, :k]
@@ -155,12 +166,6 @@ def rank_list_figure(
             for j in range(k)
         ]
         for ax, (path, colour, title) in zip(axes[i], cells, strict=True):
-            ax.imshow(np.asarray(shown_rgb(path)))
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for spine in ax.spines.values():
-                spine.set_edgecolor(colour)
-                spine.set_linewidth(3)
-            ax.set_title(title, fontsize=7)
+            framed_image(ax, shown_rgb(path), colour, title)
     fig.tight_layout(pad=0.2)
     return fig

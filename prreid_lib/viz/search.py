@@ -14,11 +14,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
 from prreid_lib.images import shown_rgb
+from prreid_lib.viz.images import framed_image
 
 __all__ = [
     "MATCH_COLOUR",
@@ -56,13 +56,7 @@ def _draw(ax: plt.Axes, path: str, colour: str, title: str) -> None:
     """One framed thumbnail of ``path`` on ``ax``."""
     image = shown_rgb(path)
     image.thumbnail((THUMBNAIL, THUMBNAIL))
-    ax.imshow(np.asarray(image))
-    ax.set_xticks([])
-    ax.set_yticks([])
-    for spine in ax.spines.values():
-        spine.set_edgecolor(colour)
-        spine.set_linewidth(3)
-    ax.set_title(title, fontsize=7)
+    framed_image(ax, image, colour, title)
 
 
 def _short(path: str, width: int = 18) -> str:
