@@ -10,9 +10,12 @@ import os
 
 __version__ = "0.1.0"
 
-# OpenMP threads that wait for work sleep at once instead of spinning. When other jobs share
-# the cores, spinning threads burn the time slices their own stragglers need: the part
-# detector's training ran 2.4 times slower with spinning beside two busy single-thread jobs
+# OpenMP threads that wait for work spin on idle cores and sleep at once when other jobs take
+# half a core or more: spinning is faster alone, and 2.2 times slower beside two busy jobs
 # (benchmarks/results/load_slowdown.md). Read when torch loads its OpenMP runtime, so it
-# holds in every process that imports prreid_lib before torch (the CLI, the chapters).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# holds in every process that imports prreid_lib before torch (the CLI, the chapters); a
+# value the user set is kept.
+if "OMP_WAIT_POLICY" not in os.environ:
+    from prreid_lib.cpu_share import wait_policy_for_machine
+
+    os.environ["OMP_WAIT_POLICY"] = wait_policy_for_machine()
