@@ -49,7 +49,7 @@ def _own_ticks() -> int:
     return round((times.user + times.system) * os.sysconf("SC_CLK_TCK"))
 
 
-def other_jobs_cores(seconds: float = 0.15) -> float | None:
+def other_jobs_cores(seconds: float = 0.25) -> float | None:
     """Cores other processes take, measured over ``seconds``; None without ``/proc/stat``."""
     try:
         before, own_before = cpu_times(PROC_STAT.read_text()), _own_ticks()

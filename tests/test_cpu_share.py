@@ -57,7 +57,7 @@ def test_a_busy_process_beside_it_is_measured():
 
 def test_importing_the_library_sets_a_policy_only_when_unset():
     code = "import prreid_lib, os; print(os.environ['OMP_WAIT_POLICY'])"
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    env = {k: v for k, v in os.environ.items() if "WAIT_POLICY" not in k}
     chosen = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                             text=True, check=True).stdout.strip()  # fmt: skip
     assert chosen in ("ACTIVE", "PASSIVE")
@@ -65,3 +65,12 @@ def test_importing_the_library_sets_a_policy_only_when_unset():
     kept = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                           text=True, check=True).stdout.strip()  # fmt: skip
     assert kept == "passive"
+
+
+def test_a_child_of_a_process_that_chose_measures_again():
+    code = "import prreid_lib, os; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if "WAIT_POLICY" not in k}
+    env |= {"OMP_WAIT_POLICY": "inherited", "PRREID_AUTO_WAIT_POLICY": "1"}
+    chosen = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                            text=True, check=True).stdout.strip()  # fmt: skip
+    assert chosen in ("ACTIVE", "PASSIVE")
