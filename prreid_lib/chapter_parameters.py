@@ -26,6 +26,7 @@ from typing import Any
 
 from prreid_lib.chapters import NOTEBOOK_DIR, as_list, output_dir_for
 from prreid_lib.config import PROFILES
+from prreid_lib.glued import record_glued
 
 INJECTED_HEADER = "# Parameters"
 """The comment papermill writes atop the cell of the parameters it injects."""
@@ -220,6 +221,7 @@ def checked_parameters(chapter: str, namespace: Mapping[str, Any]) -> dict[str, 
                 _value_message(chapter, name, value, kind, default, str(why))
             ) from None
     values["output_dir"] = output_dir_for(values["profile"], values.get("output_dir"))
+    record_glued(values["output_dir"], chapter)  # for the findings page
     return values
 
 

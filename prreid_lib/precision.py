@@ -1,7 +1,7 @@
 """Mixed precision of a training run: float16 on CUDA, bfloat16 on CPUs that have it.
 
 On a 2-core machine with AVX512-BF16 bfloat16 autocast with channels-last memory
-trained 1.8x faster than float32, with the same part gain
+trained 1.8x faster than float32, with the same part-regularized minus baseline difference
 (``benchmarks/results/train_quality.csv``). On a CPU without it (AVX512 only) oneDNN
 still accepts bfloat16 but emulates it, and the same step is slower than float32:
 ResNet-18 at 64 px took 0.91 s against 0.71 s a batch of 32, ResNet-50 at 256 px

@@ -74,21 +74,66 @@ def test_archived_views_without_other_profiles_and_the_note(tmp_path):
     assert "prreid archive --profile paper" in note
 
 
-def test_benchmark_tables_show_the_latest_rows_with_blank_gaps(tmp_path):
-    pd.DataFrame({"step": range(8), "seconds": [1.0] * 7 + [None]}).to_csv(
-        tmp_path / "b_long.csv", index=False
-    )
+def test_benchmark_tables_summarise_each_csv_and_name_the_full_file(tmp_path):
+    pd.DataFrame(
+        {
+            "step": range(8),
+            "seconds": [1.23456] * 7 + [None],
+            "host": ["a"] * 8,
+            "c3": 0,
+            "c4": 0,
+            "c5": 0,
+            "c6": 0,
+            "c7": 0,
+        }
+    ).to_csv(tmp_path / "b_long.csv", index=False)
     pd.DataFrame({"step": [1], "seconds": [2.5]}).to_csv(tmp_path / "a_short.csv", index=False)
     (tmp_path / "notes.md").write_text("not a table")
-    tables = appendix.benchmark_tables(tmp_path)
+    tables = appendix.benchmark_tables(tmp_path, shown_rows=6)
     assert list(tables) == [
-        "**`benchmarks/results/a_short.csv`**",
-        "**`benchmarks/results/b_long.csv`**, the last 6 of 8 rows",
+        "**a_short**: its one row, all 2 columns; the full table is "
+        "`benchmarks/results/a_short.csv` in the repository.",
+        "**b_long**: the last 6 of 8 rows, 6 of 8 columns; the full table is "
+        "`benchmarks/results/b_long.csv` in the repository.",
     ]
-    long = tables["**`benchmarks/results/b_long.csv`**, the last 6 of 8 rows"]
-    assert long["step"].tolist() == [2, 3, 4, 5, 6, 7]
+    long = list(tables.values())[1]
+    # no view for this file: its first SUMMARY_COLUMNS columns, the first labelling the rows
+    assert long.index.name == "step" and long.index.tolist() == [2, 3, 4, 5, 6, 7]
+    assert list(long.columns) == ["seconds", "host", "c3", "c4", "c5"]
+    assert long["seconds"].iloc[0] == 1.235  # three decimals
     assert long["seconds"].iloc[-1] == ""  # not measured in that row
     assert appendix.benchmark_tables(tmp_path / "none") == {}
+
+
+def test_benchmark_summary_shows_the_views_columns_of_the_latest_measurement():
+    measured = pd.DataFrame(
+        {
+            "commit": ["aaa", "aaa", "bbb", "bbb"],
+            "target": ["baseline CMC@1", "part gain CMC@1"] * 2,
+            "measured": [0.11111, -0.02222, 0.23456, -0.03456],
+            "unread": [9, 9, 9, 9],
+        }
+    )
+    view = appendix.BenchmarkView("targets", ("target", "measured", "absent"), batch="commit")
+    table, which = appendix.benchmark_summary(measured, view)
+    assert which == "its latest commit (bbb): 2 of 4 rows"
+    assert list(table.columns) == ["measured"]  # "absent" is skipped, "unread" not shown
+    assert table.index.tolist() == ["baseline CMC@1", "part-regularized minus baseline CMC@1"]
+    assert table["measured"].tolist() == [0.235, -0.035]
+    _, cut = appendix.benchmark_summary(measured, view, shown_rows=1)
+    assert cut == "its latest commit (bbb): the last 1 of 4 rows"
+    plain = appendix.BenchmarkView("targets", ("target", "measured"))
+    _, tail = appendix.benchmark_summary(measured, plain, shown_rows=3)
+    assert tail == "the last 3 of 4 rows"
+
+
+def test_every_committed_benchmark_has_a_view_whose_columns_it_holds():
+    for csv in sorted(appendix.BENCHMARK_RESULTS.glob("*.csv")):
+        view = appendix.BENCHMARK_VIEWS.get(csv.name)
+        assert view is not None, f"{csv.name}: no BenchmarkView in BENCHMARK_VIEWS"
+        header = pd.read_csv(csv, nrows=0).columns
+        missing = [c for c in (*view.columns, view.batch) if c and c not in header]
+        assert not missing, f"{csv.name}: the view names columns it lacks: {missing}"
 
 
 def test_the_benchmarks_folder_is_the_repositorys():

@@ -29,6 +29,29 @@ RAW_ROLE = re.compile(r"\{glue|\{doc\}|\{cite(:[a-z]+)?\}")
 # what no cell output may show: an error, a warning, a folder of the machine that built it
 BAD_OUTPUT = re.compile(r"Traceback|Warning|/tmp/|/root/|/home/")
 CHAPTER_PAGE = re.compile(r"book/_generated/0[1-8]_")
+FINDINGS_PAGE = "book/_generated/10_findings.html"
+# solutions (collapsed dropdowns) whose text quotes no value glued from the chapter's numbers
+SOLUTIONS_WITHOUT_GLUE_JS = """() => Array.from(document.querySelectorAll('.dropdown.admonition'))
+  .filter(d => d.querySelector('.pasted-text, .pasted-inline') === null)
+  .map(d => (d.querySelector('.admonition-title') || d).textContent.trim())"""
+
+
+def findings_problems(text: str) -> list[str]:
+    """What the findings page lacks: its sections, and a sentence from every chapter it quotes
+    (a chapter that did not run says so, which the smoke build must not)."""
+    problems = [
+        f"no section {heading!r}"
+        for heading in ("What the paper claims", "What this build measured", "What to run")
+        if heading not in text
+    ]
+    if "has not run into this build" in text:
+        problems.append("a chapter's findings are missing: 'has not run into this build'")
+    for quoted in ("CMC@1", "pairs of Table 4", "class-activation map", "effective receptive"):
+        if quoted not in text:
+            problems.append(f"no sentence with {quoted!r}")
+    return problems
+
+
 # right edges of tables, images and display equations beyond the text column, measured on
 # the box the reader sees (a scrolling wrapper clips its content)
 OVERFLOW_JS = """() => {
@@ -85,6 +108,7 @@ def test_book_builds_with_warnings_as_errors(built_book):
     assert "index.html" in pages
     assert "book/method.html" in pages
     assert any(p.startswith("book/_generated/01_data") for p in pages)
+    assert FINDINGS_PAGE in pages
     # the method page's architecture figure is drawn from code at build time
     method = (built_book / "book" / "method.html").read_text()
     assert "architecture" in method and any(built_book.rglob("architecture*.png"))
@@ -166,6 +190,11 @@ def test_every_page_renders_offline_in_chromium(built_book):
                     ]
                     if shown:
                         problems.append(f"{rel}: {len(shown)} solutions are not collapsed")
+                    unanswered = page.evaluate(SOLUTIONS_WITHOUT_GLUE_JS)
+                    if unanswered:
+                        problems.append(f"{rel}: solutions without a glued number: {unanswered}")
+                if rel == FINDINGS_PAGE:
+                    problems += [f"{rel}: {p}" for p in findings_problems(page.inner_text("body"))]
             # MathJax is served locally and typesets the method's equations.
             page.goto(f"{base}/book/method.html", wait_until="load")
             page.wait_for_selector("mjx-container", timeout=20_000)
@@ -177,3 +206,13 @@ def test_every_page_renders_offline_in_chromium(built_book):
         server.shutdown()
     assert not outside, f"requests left 127.0.0.1: {sorted(set(outside))[:10]}"
     assert not problems, "\n".join(problems)
+
+
+def test_the_findings_check_catches_a_missing_chapter_and_section():
+    text = (
+        "What the paper claims What this build measured What to run CMC@1 pairs of Table 4 "
+        "class-activation map effective receptive"
+    )
+    assert findings_problems(text) == []
+    broken = text.replace("What to run", "") + " Chapter 6 has not run into this build's folder"
+    assert len(findings_problems(broken)) == 2

@@ -168,8 +168,63 @@ def test_share_shift_reads_the_paired_difference_by_the_one_rule(full, start):
     base = [0.3, 0.31, 0.4, 0.5, 0.35, 0.45]
     shift = sc.share_shift(hand_made(base, full, [0.3] * 6), seed=0)
     assert shift.words.startswith(start)
+    assert shift.words.endswith("within the noise") == (
+        start == "did not move it measurably"
+    )
     assert shift.moved.mean == pytest.approx(np.mean(full) - np.mean(base))
     assert shift.verdict.difference == pytest.approx(shift.moved.mean)
+    image_sd = np.std(np.subtract(full, base), ddof=1)
+    assert shift.image_sd == pytest.approx(image_sd)
+    assert shift.se_of(16) == pytest.approx(image_sd / 4)  # eight pairs: 16 images
+
+
+def test_each_model_is_read_against_the_uniform_map_image_by_image():
+    area = [0.3, 0.25, 0.35, 0.3, 0.28, 0.32]
+    near = [a + d for a, d in zip(area, [0.05, -0.05, 0.04, -0.04, 0.03, -0.03], strict=True)]
+    above = [a + 0.2 + 0.01 * k for k, a in enumerate(area)]  # +0.2 to +0.25 on every image
+    verdicts = sc.uniform_verdicts(hand_made([np.nan, *near[1:]], above, area), seed=0)
+    assert list(verdicts) == [BASELINE, FULL]
+    assert verdicts[FULL].difference == pytest.approx(0.225) and verdicts[FULL].beyond
+    assert verdicts[BASELINE].difference == pytest.approx(0.0, abs=0.02)
+    assert not verdicts[BASELINE].beyond
+    assert verdicts[BASELINE].basis == "bootstrap over 5 images"  # the NaN map left out
+    assert verdicts[FULL].basis == "bootstrap over 6 images"
+    words = sc.uniform_words(verdicts)
+    assert words.startswith(
+        "Against the uniform map's share inside the boxes, the baseline's lies within the "
+        "noise of it, the part-regularized model's lies above it: for the baseline the "
+        "difference is "
+    )
+    assert "; for the part-regularized model the difference is +0.225, which is " in words
+    assert words.endswith("beyond the noise.")
+    both = sc.uniform_verdicts(hand_made(above, above, area), seed=0)
+    assert sc.uniform_lead(both) == (
+        "Both models' shares inside the boxes lie above the uniform map's"
+    )
+    below = sc.uniform_verdicts(hand_made(area, [a - 0.2 for a in area], area), seed=0)
+    one = {FULL: below[FULL]}
+    assert sc.uniform_lead(one) == (
+        "The part-regularized model's share inside the boxes lies below the uniform map's"
+    )
+
+
+def test_part_ratio_words_divide_each_part_by_its_area():
+    table = pd.DataFrame(
+        {
+            sc.UNION: [0.3, 0.4, 0.5],
+            "window": [0.2, 0.2, 0.1],
+            "light": [0.1, 0.15, 0.3],
+            "brand": [0.0, 0.05, 0.1],  # no brand box on these images: left out
+        },
+        index=[sc.UNIFORM, "baseline (NoPR)", "part-regularized (PR)"],
+    )
+    assert sc.part_ratio_words(table) == (
+        "Each part's share of the map divided by its share of the image: baseline (NoPR): "
+        "window 1.000, light 1.500 (largest: light); part-regularized (PR): window 0.500, "
+        "light 3.000 (largest: light)."
+    )
+    nothing = table.assign(window=0.0, light=0.0)
+    assert "cover none" in sc.part_ratio_words(nothing)
 
 
 def test_share_shift_names_a_model_without_maps():
@@ -213,7 +268,7 @@ def test_cam_pair_panels_and_the_figure_they_draw(pair_shares):
     assert axes[3].get_ylabel() == "pair 1\nid 11"
     assert axes[6].get_ylabel() == "pair 2\nid 12"
     share = panels.shares["baseline (NoPR)"][0]
-    assert [t.get_text() for t in axes[1].texts] == [f"in parts {share:.2f}"]
+    assert [t.get_text() for t in axes[1].texts] == [f"in parts {share:.3f}"]
     assert [t.get_text() for t in fig.legends[0].get_texts()] == list(PART_NAMES)
     plt.close(fig)
 

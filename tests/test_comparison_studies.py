@@ -22,6 +22,8 @@ from prreid_lib.studies import (
     Variant,
     comparison,
 )
+from prreid_lib.studies.variants import loss_trend, training_state
+from prreid_lib.uncertainty import Ordering, Verdict
 from prreid_lib.viz.training import (
     change_over_baseline_bars,
     learning_curves,
@@ -136,6 +138,7 @@ def test_headline_numbers_read_the_gain_against_the_seed_spread():
     assert numbers.gain_map == pytest.approx(0.60 - 0.42)
     assert numbers.noise_cmc1 == pytest.approx(0.05)  # population std of 0.50, 0.60
     assert numbers.base_train_acc == pytest.approx(0.85)
+    assert numbers.pr_train_acc == pytest.approx(0.90)
     assert numbers.pr_window_acc == pytest.approx(0.6)
     # the standard error of a difference of two means over two seeds each
     se = math.sqrt(np.var([0.30, 0.34], ddof=1) / 2 + np.var([0.5, 0.6], ddof=1) / 2)
@@ -143,9 +146,89 @@ def test_headline_numbers_read_the_gain_against_the_seed_spread():
         f"is {0.23 / se:.1f} times its standard error (seed spread over 2 and 2 seeds): "
         "beyond the noise"
     )
-    assert numbers.floor_text.startswith("On this test set (4 groups) its expected CMC@1 is 0.250")
-    assert "The baseline lies above this floor (+0.070" in numbers.floor_text
+    assert numbers.margin_cmc1 == pytest.approx(2 * se)
+    assert numbers.outlook.startswith(f"At {0.23 / se:.1f} times its standard error")
+    assert "(the part-regularized model above the baseline)" in numbers.outlook
+    assert numbers.floor_text.startswith(
+        "On this test set (4 groups) its expected figures are CMC@1 0.250, CMC@5 1.000, mAP 0.520"
+    )
+    # the baseline's seeds: CMC@1 .30/.34 (+.07 over .25), CMC@5 .50/.54 (-.48 under 1.0),
+    # mAP .40/.44 (-.10 under .52); each with a standard error of .02
+    assert "The baseline lies above the floor at CMC@1 (0.320 against 0.250; +0.070" in (
+        numbers.floor_text
+    )
+    assert "but below it at CMC@5 (0.520 against 1.000; -0.480" in numbers.floor_text
+    assert "and mAP (0.420 against 0.520; -0.100, which is 5.0 times" in numbers.floor_text
+    assert "orders the rest of the gallery worse" in numbers.floor_text
+    assert numbers.floor_summary == (
+        "The baseline lies above the floor at CMC@1, but below it at CMC@5 and mAP."
+    )
     assert all(isinstance(v, float) for v in (numbers.gain_cmc1, numbers.noise_cmc1))
+
+
+def test_rerun_outlook_follows_the_verdict_sign_and_noise():
+    loss = comparison.rerun_outlook(Verdict(-0.035, 0.006, "seeds"))
+    assert loss.startswith("At 5.8 times its standard error the difference is beyond the noise")
+    assert "(the part-regularized model below the baseline)" in loss
+    assert f"about {math.sqrt(2) * 0.006:.3f}" in loss
+    within = comparison.rerun_outlook(Verdict(0.005, 0.006, "seeds"))
+    assert "within the noise: other seeds may give either sign" in within
+    assert "beyond 2 standard errors (0.012 here)" in within
+    unknown = comparison.rerun_outlook(Verdict(0.005, float("nan"), "one seed"))
+    assert unknown.startswith("With one seed the noise is unknown")
+
+
+def run_with(loss: list[float], acc: list[float]) -> SimpleNamespace:
+    return SimpleNamespace(history=pd.DataFrame({"global_ce": loss, "global_acc": acc}))
+
+
+def test_training_state_reads_the_last_epoch_of_each_run_and_the_seed_mean_accuracy():
+    runs = {BASELINE: run_with([3.0, 2.5, 2.0], [0.2, 0.3, 0.4]), FULL: run_with([2.0], [0.1])}
+    state = training_state(per_seed_table(), runs)
+    assert list(state.index) == [BASELINE, FULL]
+    assert state.loc[BASELINE].tolist() == pytest.approx([0.85, 2.0, 0.2, 0.1])
+    assert state.loc[FULL, "train accuracy (mean over seeds)"] == pytest.approx(0.90)
+    assert state.loc[FULL, "last-epoch loss"] == 2.0
+    assert math.isnan(state.loc[FULL, "last-epoch loss drop"])  # one epoch: no change
+    assert math.isnan(state.loc[FULL, "last-epoch accuracy change"])
+
+
+def test_loss_trend_names_falling_flat_rising_and_unknown():
+    assert loss_trend(0.2) == "still falling"
+    assert loss_trend(0.005) == loss_trend(-0.005) == "flat"
+    assert loss_trend(-0.05) == "rising"
+    assert loss_trend(float("nan")) == "unknown"
+
+
+def test_train_accuracy_text_sets_the_baseline_against_the_target():
+    state = training_state(
+        per_seed_table(), {BASELINE: run_with([2.0], [0.1]), FULL: run_with([2.0], [0.1])}
+    )
+    text = comparison.train_accuracy_text(state, target=0.80)
+    assert text == (
+        "Training accuracy of the global classifier at the last epoch (mean over seeds): "
+        "0.850 for the baseline and 0.900 for the part-regularized model; the baseline "
+        "reaches the 0.800 the book sets as a quality target for it with the quick profile."
+    )
+    assert "the baseline stays below the 0.900" in comparison.train_accuracy_text(state, 0.9)
+
+
+def test_learning_curve_text_says_whether_each_loss_still_falls():
+    falling = {BASELINE: run_with([3.0, 2.0], [0.1, 0.2]), FULL: run_with([2.0, 1.5], [0.1, 0.2])}
+    text = comparison.learning_curve_text(training_state(per_seed_table(), falling))
+    assert text == (
+        "In the last epoch (first seed) the global identity loss dropped 33.3 % for the "
+        "baseline (still falling) and dropped 25.0 % for the part-regularized model (still "
+        "falling): neither model had finished learning when training stopped."
+    )
+    mixed = {BASELINE: run_with([2.0, 2.01], [0.1, 0.2]), FULL: run_with([2.0, 2.2], [0.1, 0.1])}
+    text = comparison.learning_curve_text(training_state(per_seed_table(), mixed))
+    assert "rose 0.5 % for the baseline (flat)" in text
+    assert "rose 10.0 % for the part-regularized model (rising)." in text
+    single = {BASELINE: run_with([2.0], [0.1]), FULL: run_with([2.0], [0.1])}
+    assert "no last-epoch change" in comparison.learning_curve_text(
+        training_state(per_seed_table(), single)
+    )
 
 
 def test_floor_text_without_an_oracle_says_the_floor_cannot_be_computed():
@@ -260,6 +343,40 @@ def test_recipe_verdicts_read_each_gain_against_the_paper_recipes_spread():
     assert v.strong_verdict.endswith("beyond the noise")  # 7.1 standard errors
     unknown = comparison.recipe_verdicts(recipes_table(), noise=float("nan"))
     assert unknown.paper_verdict.startswith("cannot be compared with the noise")
+
+
+def test_variant_verdict_takes_the_seed_spread_of_one_training_for_single_seeds():
+    one_seed = pd.DataFrame({"CMC@1": [0.20, 0.26]}, index=[BASELINE, Variant.GLOBAL_WINDOW])
+    v = comparison.variant_verdict(one_seed, Variant.GLOBAL_WINDOW, noise=0.01)
+    assert v.difference == pytest.approx(0.06)
+    assert v.se == pytest.approx(math.sqrt(2) * 0.01)
+    assert v.beyond and "two single trainings" in v.basis
+    unknown = comparison.variant_verdict(one_seed, Variant.GLOBAL_WINDOW, noise=float("nan"))
+    assert not unknown.known
+    two_seeds = comparison.variant_verdict(per_seed_table(), FULL, noise=1.0)  # own spread
+    assert two_seeds.basis == "seed spread over 2 and 2 seeds"
+    assert two_seeds.difference == pytest.approx(0.23)
+
+
+def test_ordering_text_states_the_correlation_the_counts_and_what_they_say():
+    order = Ordering(("a > b",), ("c > d", "e > f"), ("g vs h",) * 3, 0.4312, 0.02)
+    text = comparison.ordering_text(order)
+    assert text.startswith(
+        "The Spearman rank correlation of our CMC@1 with the paper's Table 4 is 0.431 "
+    )
+    assert (
+        "Of the 6 pairs of variants the paper orders, 1 holds beyond the noise, 2 are "
+        "reversed beyond it and 3 are unresolved (their gap lies within 0.020)"
+    ) in text
+    assert text.endswith(
+        "more of the resolved orderings contradict the paper's than agree with it."
+    )
+    agree = comparison.ordering_text(Ordering(("a > b", "c > d"), (), ("e vs f",), 0.9, 0.02))
+    assert agree.endswith("every ordering this data resolves agrees with the paper's.")
+    assert "1 is unresolved" in agree
+    none = comparison.ordering_text(Ordering((), (), ("a vs b",), float("nan"), float("nan")))
+    assert "cannot be computed" in none and "(the noise is unknown)" in none
+    assert none.endswith("this data neither confirms nor contradicts any of them.")
 
 
 # ----------------------------------------------------------------- figures

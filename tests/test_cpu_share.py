@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import subprocess
 import sys
@@ -38,21 +37,16 @@ def test_wait_policy_spins_only_on_idle_cores():
     assert cpu_share.wait_policy(None) == "PASSIVE"
 
 
-def _spin() -> None:
-    while True:
-        pass
-
-
 @pytest.mark.skipif(not Path("/proc/stat").exists(), reason="needs Linux /proc/stat")
 def test_a_busy_process_beside_it_is_measured():
-    other = mp.get_context("spawn").Process(target=_spin, daemon=True)
-    other.start()
-    try:
-        cpu_share.other_jobs_cores(0.3)  # let the spawned process start spinning
-        assert cpu_share.other_jobs_cores(0.5) >= 0.7
+    other = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:  # the best of a few readings: another job of the machine may pause this one's
+        measured = [cpu_share.other_jobs_cores(0.5) for _ in range(4)]
+        assert max(measured) >= 0.7, measured
+        assert cpu_share.wait_policy(max(measured)) == "PASSIVE"
     finally:
-        other.terminate()
-        other.join()
+        other.kill()
+        other.wait()
 
 
 def test_importing_the_library_sets_a_policy_only_when_unset():

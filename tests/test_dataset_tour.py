@@ -180,6 +180,62 @@ def test_synthveh_part_boxes_read_both_layouts(tmp_path):
     assert Path(parts["VehicleID"]["path"].iloc[0]) == expected
 
 
+def _light_rows() -> pd.DataFrame:
+    """Light boxes of VeRi-776 images by camera: camera 1 shows both, camera 2 hides one of
+    two, camera 3 hides both; and one window (not a light) that camera 3 hides."""
+    rows = [(1, 1), (1, 1), (2, 1), (2, 0), (3, 0), (3, 0)]
+    paths = [
+        f"/d/VeRi-776/image_train/0001_c{c:03d}_0000000{k}_0.jpg" for k, (c, _) in enumerate(rows)
+    ]
+    lights = pd.DataFrame({"path": paths, "part": "light", "visible": [v for _, v in rows]})
+    window = pd.DataFrame({"path": [paths[-1]], "part": ["window"], "visible": [0]})
+    return pd.concat([lights, window], ignore_index=True)
+
+
+def test_hidden_lights_per_camera_count_only_light_boxes():
+    hidden = tour.hidden_lights_per_camera(_light_rows())
+    assert hidden.index.tolist() == [1, 2, 3] and hidden.index.name == "camera"
+    assert hidden.tolist() == pytest.approx([0.0, 0.5, 1.0])
+    assert tour.hidden_lights_sentence(_light_rows()) == (
+        "Camera 3 hides the lights most often: 1.000 of its light boxes are hidden, against "
+        "0.500 over all cameras."
+    )
+    tied = _light_rows()
+    tied.loc[2, "visible"] = 0  # camera 2 now hides both of its lights too
+    assert tour.hidden_lights_sentence(tied).startswith(
+        "Cameras 2 and 3 each hide the lights most often: 1.000 of their light boxes"
+    )
+
+
+def test_the_combination_sentence_follows_the_profiles_settings():
+    from dataclasses import replace
+
+    from prreid_lib.config import get_profile
+
+    smoke = get_profile("smoke")
+    mine = replace(
+        smoke,
+        name="mine",
+        synth=replace(
+            smoke.synth, n_makes=2, models_per_make=3, n_colours=5, vehicleid_train_ids=45
+        ),
+    )
+    paper = get_profile("paper").synth
+    combos = paper.n_makes * paper.models_per_make * paper.n_colours
+    per = paper.vehicleid_train_ids / combos
+    assert tour.combination_sentence(mine) == (
+        "The mine profile spreads 45 VehicleID training identities over 30 make-model-colour "
+        f"combinations, 1.5 per combination; the paper profile spreads "
+        f"{paper.vehicleid_train_ids:,} over {combos}, {per:.1f} per combination "
+        f"({per / 1.5:.1f} times as many)."
+    )
+    alone = tour.combination_sentence(mine, other="mine")
+    assert alone.endswith("1.5 per combination.") and "paper" not in alone
+    assert tour.near_duplicate_target(mine) == smoke.synth.near_duplicate_share
+    lower = replace(mine, synth=replace(mine.synth, near_duplicate_share=0.6))
+    assert tour.near_duplicate_target(lower) == pytest.approx(0.6)
+
+
 # ----------------------------------------------------------------- files and paths
 
 
@@ -278,6 +334,9 @@ def test_camera_strip_shows_at_most_eight_cameras(tmp_path):
     assert len(fig.axes) == figures.STRIP_LENGTH
     assert _titles(fig)[0] == "id 7 · camera 1" and _titles(fig)[-1] == "id 7 · camera 8"
     assert len(figures.camera_strip(strip.head(3)).axes) == 3
+    rows = sorted({round(ax.get_position().y0, 3) for ax in fig.axes})
+    assert len(rows) == 2  # two rows of four: legible at the page's width
+    assert fig.get_size_inches()[0] <= 7.5
 
 
 def test_pretraining_examples_show_one_image_of_the_first_eight_groups(tmp_path):

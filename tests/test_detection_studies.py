@@ -130,6 +130,129 @@ def test_the_imputation_summary_without_any_detection():
     assert summary[["detected", "after imputation"]].to_numpy().sum() == 0
 
 
+def quality_table(truth: bool = True) -> pd.DataFrame:
+    """imputation_quality of final_boxes() on two images, with or without the truth."""
+    final = final_boxes()
+    summary = ds.imputation_summary(final[~final["imputed"]], final, n_images=2)
+    quality = ds.iou_with_truth(final, truth_table()) if truth else None
+    return ds.imputation_quality(summary, quality)
+
+
+def test_imputation_quality_gives_each_part_its_imputed_share_and_overlap():
+    table = quality_table()
+    assert table.index.tolist() == ["window", "light", "brand"]
+    assert table.columns.tolist() == [
+        "slots",
+        "imputed",
+        "share imputed",
+        "mean IoU (imputed)",
+        "IoU >= 0.5 (imputed)",
+        "mean IoU (detected)",
+        "IoU >= 0.5 (detected)",
+    ]
+    assert table["slots"].tolist() == [2, 4, 2] and table["imputed"].tolist() == [0, 1, 1]
+    assert table["share imputed"].tolist() == pytest.approx([0.0, 0.25, 0.5])
+    assert table.loc["light", "mean IoU (imputed)"] == pytest.approx(100 / 350)
+    assert table.loc["light", "IoU >= 0.5 (imputed)"] == 0.0
+    assert table.loc["brand", "IoU >= 0.5 (imputed)"] == 1.0
+    assert math.isnan(table.loc["window", "mean IoU (imputed)"])  # nothing imputed
+    assert math.isnan(table.loc["brand", "mean IoU (detected)"])  # nothing detected
+    blind = quality_table(truth=False)
+    assert blind["share imputed"].tolist() == pytest.approx([0.0, 0.25, 0.5])
+    assert blind.filter(like="IoU").isna().all().all()
+
+
+def test_the_imputed_part_sentences_follow_the_numbers():
+    table = quality_table()
+    assert ds.imputed_part_sentence(table, "window") == (
+        "No window box was imputed (0 of the 2 window slots)."
+    )
+    assert ds.imputed_part_sentence(table, "light") == (
+        "1 of the 4 light slots (25.0%) were imputed. Their mean IoU with the true light is "
+        "0.286, below the 0.800 of the detected light boxes; 0.0% of them reach IoU 0.5, the "
+        "overlap at which AP50 counts a detection as correct, so most of them would count as "
+        "misses."
+    )
+    brand = ds.imputed_part_sentence(table, "brand")
+    assert "mean IoU with the true brand is 1.000;" in brand  # no detected brand to compare
+    assert brand.endswith("so most of them would count as correct detections.")
+    assert ds.imputed_part_sentence(quality_table(truth=False), "brand") == (
+        "1 of the 2 brand slots (50.0%) were imputed; without true boxes their overlap "
+        "cannot be measured."
+    )
+
+
+def test_the_imputed_iou_summary_names_every_part_and_the_brand():
+    assert ds.imputed_iou_summary(quality_table()) == (
+        "Mean IoU with the true box, imputed against detected boxes: window none against "
+        "1.000, light 0.286 against 0.800, brand 1.000 against none. 50.0% of the brand slots "
+        "were imputed, and 100.0% of those boxes reach IoU 0.5."
+    )
+    assert ds.imputed_iou_summary(quality_table(truth=False), truth=False) == ds.NO_TRUTH
+    final = final_boxes()
+    empty = final.iloc[:0]
+    nothing = ds.imputation_quality(
+        ds.imputation_summary(empty, empty, 2), ds.iou_with_truth(empty, truth_table())
+    )
+    assert ds.imputed_iou_summary(nothing) == ds.NO_BOXES
+
+
+def test_imputation_glues_hold_the_numbers_and_the_sentences():
+    table = quality_table()
+    glues = ds.imputation_glues(table)
+    assert glues["ch03_imputed_share_brand"] == pytest.approx(0.5)
+    assert glues["ch03_imputed_iou_brand"] == pytest.approx(1.0)
+    assert glues["ch03_imputed_over_half_light"] == 0.0
+    assert math.isnan(glues["ch03_imputed_iou_window"])
+    assert glues["ch03_imputed_brand_text"] == ds.imputed_part_sentence(table, "brand")
+    assert glues["ch03_imputed_iou_text"] == ds.imputed_iou_summary(table)
+    assert ds.imputation_glues(table, truth=False)["ch03_imputed_iou_text"] == ds.NO_TRUTH
+
+
+def test_the_truth_agreement_sentence_judges_by_the_ap50_overlap():
+    quality = ds.iou_with_truth(final_boxes(), truth_table())
+    good = ds.truth_agreement_sentence(quality)
+    # four boxes: IoU 0.8, 1, 1 and 100/350; three of them at 0.5 or more
+    assert good.startswith(
+        "The final boxes overlap the true boxes with a mean IoU of 0.771 over 4 boxes, 75.0% "
+        "of them at IoU 0.5 or more; most of them would count as correct detections"
+    )
+    assert "to change little between the two part sources" in good
+    poor = ds.truth_agreement_sentence(quality.loc[[("imputed", "light")]])
+    assert "0.286 over 1 boxes, 0.0% of them" in poor and "at most half" in poor
+    assert poor.endswith("to change with the part source.")
+    assert ds.truth_agreement_sentence(None) == ds.NO_TRUTH
+    assert ds.truth_agreement_sentence(quality.iloc[:0]) == ds.NO_BOXES
+
+
+def test_the_hardest_part_is_the_one_with_the_lowest_ap50_unless_they_tie():
+    per_part = pd.DataFrame({"part": ["window", "light", "brand"], "ap50": [0.99, 0.97, 0.91]})
+    assert ds.hardest_part_sentence(per_part) == (
+        "The brand has the lowest AP50 here, 0.910, 0.060 below the next part (the light, "
+        "0.970): another seed keeps the brand hardest if it moves the AP50s by less than that "
+        "gap."
+    )
+    flat = per_part.assign(ap50=0.0)
+    assert ds.hardest_part_sentence(flat) == (
+        "The window and the light tie for the lowest AP50 here (0.000): this training ranks "
+        "no part hardest."
+    )
+
+
+def test_imputed_slot_titles_name_the_imputed_slots_in_the_book_order():
+    final = final_boxes()
+    more = pd.DataFrame(
+        [
+            box(A, "brand", (40, 25, 60, 35), side="", imputed=True, impute_source="view"),
+            box(A, "light", (10, 25, 20, 50), side="left", imputed=True, impute_source="all"),
+        ]
+    )
+    titles = ds.imputed_slot_titles(final, [A, B, "/data/c.jpg"])
+    assert titles == ["imputed: right light", "imputed: brand", "imputed: none"]
+    both = pd.concat([final[final["path"] != A], final[final["path"] == A].iloc[2:], more])
+    assert ds.imputed_slot_titles(both, [A]) == ["imputed: left light,\nright light, brand"]
+
+
 def test_outcome_table_counts_per_part_in_the_book_order():
     matched = pd.DataFrame(
         {

@@ -94,6 +94,39 @@ def test_vehicleid_table_sets_each_test_set_beside_the_paper():
     assert table.loc[("medium", "CMC@5"), f"{OURS}: part-regularized"] == pytest.approx(0.7)
 
 
+def cmc1(value: float) -> pd.DataFrame:
+    return pd.DataFrame({"CMC@1": [0.9, value]}, index=pd.Index(["small", "large"]))
+
+
+@pytest.mark.parametrize(
+    ("noise", "words"),
+    [
+        (0.02, "is 2.1 times its standard error (two single trainings, each with a seed spread "
+         "of 0.020): beyond the noise"),
+        (0.05, "is 0.8 times its standard error (two single trainings, each with a seed spread "
+         "of 0.050): within the noise"),
+        (float("nan"), "cannot be compared with the noise"),
+    ],
+)  # fmt: skip
+def test_vehicleid_verdict_reads_the_difference_against_chapter_4s_seed_spread(noise, words):
+    verdict = ev.vehicleid_verdict({BASELINE: cmc1(0.30), FULL: cmc1(0.36)}, noise=noise)
+    assert verdict.difference == pytest.approx(0.06)  # on the large set, not the small one
+    reading = ev.vehicleid_reading(verdict)
+    assert reading.startswith("Part-regularized minus baseline is +0.060, which ")
+    assert words in reading
+
+
+def test_expected_sign_follows_the_verdict():
+    from prreid_lib.uncertainty import Verdict
+
+    change = "with training seed 1"
+    assert "keep its sign with training seed 1" in ev.expected_sign(
+        Verdict(-0.1, 0.01, "b"), change
+    )
+    assert "either way" in ev.expected_sign(Verdict(0.01, 0.01, "b"), change)
+    assert "predicts nothing" in ev.expected_sign(Verdict(0.1, float("nan"), "b"), change)
+
+
 # ----------------------------------------------------------------------------- VeRi-776
 
 
@@ -163,6 +196,27 @@ def test_veri_comparison_trains_on_the_chosen_set(monkeypatch, train_on, expecte
     assert ("cross-set" in veri.title) == (expected == "vehicleid")
 
 
+def comparison_of(table: pd.DataFrame) -> ev.VeriComparison:
+    return ev.VeriComparison(
+        runs={}, results={}, test=None, train_on="vehicleid", ours=OURS, table=table
+    )
+
+
+def test_veri_reading_says_both_differences_cannot_be_compared_with_the_noise():
+    results = {BASELINE: veri_results(0.25), FULL: veri_results(0.2)}
+    table = ev.veri_table(results, ours=OURS, paper=PAPER_LABEL)
+    reading = ev.veri_reading(comparison_of(table))
+    assert reading.startswith(
+        "Part-regularized minus baseline is -0.050 in image-to-image mAP and -0.050 in "
+        "image-to-track mAP; each cannot be compared with the noise ("
+    )
+    assert ev.VERI_NOISE_BASIS in reading
+    no_tracks = {BASELINE: veri_results(0.25, False), FULL: veri_results(0.2, False)}
+    alone = ev.veri_reading(comparison_of(ev.veri_table(no_tracks, ours=OURS, paper=PAPER_LABEL)))
+    assert "image-to-track" not in alone and "; it cannot be compared" in alone
+    assert "no VeRi-776 test set" in ev.veri_reading(None)
+
+
 # ----------------------------------------------------------------------------- rank lists
 
 
@@ -177,7 +231,8 @@ def test_top_matches_leaves_out_same_camera_images_of_the_query_vehicle():
     assert distmat[0, 0] == 0.1  # the caller's distances are left as they were
 
 
-def test_rank_lists_rank_the_first_queries_by_each_model(monkeypatch):
+def rank_list_setup(monkeypatch, root: Path) -> tuple[dict, SimpleNamespace]:
+    """Two models ranking three gallery images for the queries q0 (vehicle 1), q1 (2)."""
     feats = {
         "a": torch.tensor([[0.0], [5.0], [9.0], [1.0], [2.0], [4.0]]),
         "b": torch.tensor([[0.0], [5.0], [9.0], [4.0], [1.0], [2.0]]),
@@ -188,13 +243,75 @@ def test_rank_lists_rank_the_first_queries_by_each_model(monkeypatch):
         {"path": ["g0", "g1", "g2"], "pid": [1, 2, 1], "camid": [1, 1, 0]}, index=[3, 4, 5]
     )
     runs = {"a": SimpleNamespace(model="a"), "b": SimpleNamespace(model="b")}
-    test = SimpleNamespace(query=query, gallery=gallery)
+    return runs, SimpleNamespace(query=query, gallery=gallery, root=root)
+
+
+def test_rank_lists_rank_the_first_queries_by_each_model(monkeypatch, tmp_path):
+    runs, test = rank_list_setup(monkeypatch, tmp_path)  # no identities file: real data
     lists = ev.rank_lists(runs, test, n_queries=2, k=10)
     assert lists.query_paths == ["q0", "q1"] and lists.gallery_paths == ["g0", "g1", "g2"]
     assert list(lists.ranked) == ["a", "b"]
     assert lists.ranked["a"].tolist() == [[0, 1, 2], [2, 1, 0]]  # g2 junk for q0: last
     assert lists.ranked["b"].tolist() == [[1, 0, 2], [0, 2, 1]]
     assert lists.is_match["b"].tolist() == [[False, True, True], [False, False, True]]
+    assert lists.near_duplicate is None and lists.total_queries == 3
+
+
+def test_rank_lists_mark_wrong_images_of_the_querys_group_as_near_duplicates(monkeypatch, tmp_path):
+    from prreid_lib.synthveh_files import IDENTITIES_FILE
+
+    (tmp_path / IDENTITIES_FILE).write_text("pid,make,group\n1,X,7\n2,X,7\n3,Y,9\n")
+    runs, test = rank_list_setup(monkeypatch, tmp_path)
+    lists = ev.rank_lists(runs, test, n_queries=2, k=3)
+    # vehicles 1 and 2 share group 7: every wrong image is a near-duplicate, no match is
+    assert lists.near_duplicate["a"].tolist() == [[False, True, False], [True, False, True]]
+    assert lists.near_duplicate["b"].tolist() == [[True, False, False], [True, True, False]]
+    (tmp_path / IDENTITIES_FILE).write_text("pid,make,group\n1,X,7\n2,X,8\n3,Y,9\n")
+    apart = ev.rank_lists(runs, test, n_queries=2, k=3)
+    assert not any(flags.any() for flags in apart.near_duplicate.values())
+
+
+def shown_lists(swap: bool = False, groups: bool = True) -> ev.RankLists:
+    """Two queries, three ranks; the part-regularized model's lists are the better ones."""
+    T, F = True, False
+    match = {BASELINE: np.array([[F, T, F], [F, F, F]]), FULL: np.array([[T, F, F], [F, F, T]])}
+    near = {BASELINE: np.array([[T, F, F], [F, T, F]]), FULL: np.array([[F, T, F], [T, F, F]])}
+    if swap:
+        match = {BASELINE: match[FULL], FULL: match[BASELINE]}
+        near = {BASELINE: near[FULL], FULL: near[BASELINE]}
+    ranked = {name: np.zeros((2, 3), dtype=int) for name in match}
+    return ev.RankLists(
+        query_paths=["q0", "q1"],
+        gallery_paths=["g0"],
+        ranked=ranked,
+        is_match=match,
+        near_duplicate=near if groups else None,
+        total_queries=10,
+    )
+
+
+def test_rank_list_counts_count_what_each_model_shows():
+    counts = ev.rank_list_counts(shown_lists())
+    base, full = counts[BASELINE], counts[FULL]
+    assert (base.queries, base.ranks, base.first, base.found) == (2, 3, 0, 1)
+    assert (base.wrong, base.near_duplicates, base.ahead) == (5, 2, 0)  # q0: dup at 1, match 2
+    assert (full.first, full.found, full.wrong, full.near_duplicates) == (1, 2, 4, 2)
+    assert full.ahead == 1  # q0: match first; q1: a near-duplicate before the match
+    plain = ev.rank_list_counts(shown_lists(groups=False))[FULL]
+    assert plain.near_duplicates is None and plain.ahead is None and plain.first == 1
+
+
+def test_rank_list_answer_follows_the_counts():
+    answer = ev.rank_list_answer(shown_lists())
+    assert "rank 1 for 0 and the part-regularized model for 1" in answer
+    assert "2 of 5 (baseline) and 2 of 4 (part-regularized) are near-duplicates" in answer
+    assert "for 0 (baseline) and 1 (part-regularized) of the 2 queries" in answer
+    assert "above the near-duplicates more often than the baseline" in answer
+    assert "2 of 10 queries illustrate" in answer
+    assert "less often than the baseline" in ev.rank_list_answer(shown_lists(swap=True))
+    plain = ev.rank_list_answer(shown_lists(groups=False))
+    assert "near-duplicate" not in plain and "first more often than the baseline" in plain
+    assert "no rank lists" in ev.rank_list_answer(None)
 
 
 # ----------------------------------------------------------------------------- re-ranking
@@ -229,6 +346,20 @@ def test_rerank_comparison_evaluates_each_model_again_re_ranked(monkeypatch):
     assert table["change"].tolist() == pytest.approx([reranked - 0.2, reranked - 0.3])
 
 
+def test_rerank_answer_says_which_models_map_moves_more():
+    table = ev.map_change_table({BASELINE: 0.5, FULL: 0.4}, {BASELINE: 0.6, FULL: 0.35}, ours=OURS)
+    answer = ev.rerank_answer(table)
+    assert answer.startswith(
+        "Re-ranking raises the baseline's image-to-image mAP by 0.100 and lowers the "
+        "part-regularized model's image-to-image mAP by 0.050: the baseline's moves more."
+    )
+    assert "goes from -0.100 to -0.250; that change of -0.150 cannot be compared" in answer
+    other = ev.map_change_table({BASELINE: 0.5, FULL: 0.4}, {BASELINE: 0.5, FULL: 0.5}, ours=OURS)
+    assert "leaves the baseline's image-to-image mAP unchanged" in ev.rerank_answer(other)
+    assert "the part-regularized model's moves more" in ev.rerank_answer(other)
+    assert "nothing to re-rank" in ev.rerank_answer(None)
+
+
 # ----------------------------------------------------------------------------- the figure
 
 
@@ -248,11 +379,32 @@ def test_paired_rank_list_figure_interleaves_the_models_query_by_query(images):
     titles = {BASELINE: "baseline", FULL: "part-reg."}
     fig = paired_rank_list_figure(images[3:], images[:3], ranked, is_match, row_titles=titles)
     axes = np.array(fig.axes).reshape(4, 3)  # (2 queries x 2 models) rows, query + top 2
-    assert [ax.get_title() for ax in axes[:, 0]] == ["baseline", "part-reg."] * 2
-    assert [ax.get_title() for ax in axes[0, 1:]] == ["1", "2"]
+    assert [ax.get_title() for ax in axes[:, 0]] == ["query 1", "", "query 2", ""]
+    assert [ax.get_ylabel() for ax in axes[:, 0]] == ["baseline", "part-reg."] * 2
+    assert [ax.get_title() for ax in axes[0, 1:]] == ["1: match", "2: other"]
     green = mcolors.to_rgba("#2ca02c")
     framed = [[ax.spines["top"].get_edgecolor() == green for ax in row[1:]] for row in axes]
     assert framed == [[True, False], [False, True], [False, False], [True, False]]
+    plt.close(fig)
+
+
+def test_paired_rank_list_figure_fits_the_page_and_names_near_duplicates(images):
+    from prreid_lib.viz.evaluation import CELL_INCHES, NEAR_DUPLICATE_COLOUR, TITLE_POINTS
+
+    ranked = {BASELINE: np.array([[0, 1, 2]]), FULL: np.array([[2, 1, 0]])}
+    is_match = {BASELINE: np.array([[False, False, True]]), FULL: np.array([[True, False, False]])}
+    near = {BASELINE: np.array([[True, False, False]]), FULL: np.array([[False, True, False]])}
+    fig = paired_rank_list_figure(images[4:], images[:3], ranked, is_match, near_duplicate=near)
+    axes = np.array(fig.axes).reshape(2, 4)
+    assert [ax.get_title() for ax in axes[0, 1:]] == ["1: near-dup.", "2: other", "3: match"]
+    assert axes[1, 2].spines["top"].get_edgecolor() == mcolors.to_rgba(NEAR_DUPLICATE_COLOUR)
+    assert {ax.title.get_fontsize() for ax in axes.ravel()} == {TITLE_POINTS} and TITLE_POINTS >= 10
+    assert fig.get_size_inches()[0] == pytest.approx(4 * CELL_INCHES)
+    assert 6 * CELL_INCHES <= 7.5  # a query and five ranks fit the page's width
+    with pytest.raises(ValueError, match="near_duplicate"):
+        paired_rank_list_figure(
+            images[4:], images[:3], ranked, is_match, near_duplicate={BASELINE: near[BASELINE]}
+        )
     plt.close(fig)
 
 

@@ -13,7 +13,7 @@ import yaml
 from PIL import Image
 
 from prreid_lib.studies import part_labels as pl
-from prreid_lib.viz.parts import before_after_grid
+from prreid_lib.viz.parts import PAGE_FONT, before_after_grid, part_statistics_figure
 
 # class x_center y_center width height: a window, two lights, a brand
 LABEL_LINES = "0 0.5 0.3 0.6 0.2\n1 0.2 0.6 0.1 0.1\n1 0.8 0.6 0.1 0.1\n2 0.5 0.6 0.2 0.1\n"
@@ -169,6 +169,99 @@ def test_the_before_after_grid_draws_each_table_in_its_row(own_labels: pl.Labell
     plt.close(fig)
     with pytest.raises(ValueError, match="at least one image"):
         before_after_grid([], before, labels.used)
+
+
+def test_the_before_after_grid_puts_column_titles_above_the_top_row(own_labels: pl.LabelledSet):
+    labels = pl.load_part_labels(own_labels)
+    paths = labels.examples[:2]
+    titles = ["one", "two"]
+    fig = before_after_grid(
+        paths, labels.labelled, labels.used, ("drawn", "used"), fontsize=10, column_titles=titles
+    )
+    axes = np.array(fig.axes).reshape(2, 2)
+    assert [ax.get_title() for ax in axes[0]] == ["one\ndrawn", "two\ndrawn"]
+    assert [ax.get_title() for ax in axes[1]] == ["used", "used"]
+    assert axes[0, 0].title.get_fontsize() == 10
+    plt.close(fig)
+    with pytest.raises(ValueError, match="one title per image"):
+        before_after_grid(paths, labels.labelled, labels.used, column_titles=["one"])
+
+
+def statistics_boxes() -> pd.DataFrame:
+    """Two front views of 100 x 50: a 60 x 10 window, two 10 x 5 lamps and a 20 x 5 brand;
+    in image b the right lamp and the brand are hidden."""
+    rows = []
+    for path, shown in (("a.jpg", 1), ("b.jpg", 0)):
+        rows += [
+            (path, "window", 20, 5, 80, 15, 1),
+            (path, "light", 10, 30, 20, 35, 1),
+            (path, "light", 80, 30, 90, 35, shown),
+            (path, "brand", 40, 30, 60, 35, shown),
+        ]
+    frame = pd.DataFrame(rows, columns=["path", "part", "x1", "y1", "x2", "y2", "visible"])
+    return frame.assign(img_w=100, img_h=50, view="front")
+
+
+def test_the_label_size_sentence_names_the_largest_and_the_most_hidden_part():
+    boxes = statistics_boxes()
+    # areas 0.12 (window), 0.01 (lamp), 0.02 (brand); visible 1, 3/4 and 1/2 of the rows
+    assert pl.label_size_sentence(boxes) == (
+        "The window is the largest part: its mean box covers 0.120 of the image; on average a "
+        "light box covers 0.083 times that and a brand box covers 0.167 times that. The part "
+        "hidden most often is the brand: 0.500 of its boxes are visible, against 1.000 "
+        "(window), 0.750 (light)."
+    )
+    tied = boxes.assign(visible=np.where(boxes["part"] == "window", 0.5, boxes["visible"]))
+    assert "The parts hidden most often are the window and the brand: 0.500 of their" in (
+        pl.label_size_sentence(tied)
+    )
+    assert pl.label_size_sentence(boxes.assign(visible=1)).endswith(
+        "No part is hidden in these labels."
+    )
+    drawn = boxes[boxes["visible"] == 1].drop(columns="visible")
+    assert pl.label_size_sentence(drawn).endswith("so they do not say which part is hidden.")
+
+
+def test_problem_lines_name_each_row_by_its_line():
+    problems = pd.DataFrame(
+        {
+            "line": [1.0, 2.0, np.nan],
+            "rule": ["non_positive_size", "unknown_class", "missing_label"],
+        }
+    )
+    assert pl.problem_lines(problems) == (
+        "line 1: non_positive_size; line 2: unknown_class; whole file: missing_label"
+    )
+    assert pl.problem_lines(problems.iloc[:0]) == "no problem"
+
+
+def test_the_light_height_sentence_compares_tight_and_extended():
+    heights = pd.DataFrame(
+        {"mean light box height, px at imgsz 64": [6.4, 25.6]},
+        index=["tight (as labelled)", "extended"],
+    )
+    assert pl.light_height_sentence(heights) == (
+        "At the detector's input size a tight light box is 6.4 px high on average and an "
+        "extended one 25.6 px, 4.0 times as high."
+    )
+
+
+def test_the_part_statistics_figure_is_legible_at_the_page_width():
+    boxes = statistics_boxes()
+    fig = part_statistics_figure(boxes, pl.part_statistics(boxes))
+    width, height, visibility = fig.axes
+    assert fig.get_size_inches()[0] <= 7.5
+    # six visible boxes, each counted once across the three parts' histograms
+    assert sum(p.get_height() for p in width.patches) == 6
+    assert sum(p.get_height() for p in height.patches) == 6
+    # images showing each part: both show a window and a lamp, one the brand
+    assert [p.get_height() for p in visibility.patches] == pytest.approx([1.0, 1.0, 0.5])
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["window", "light", "brand"]
+    for ax in fig.axes:
+        assert ax.xaxis.label.get_size() >= 10 and ax.yaxis.label.get_size() >= 10
+        assert all(t.get_size() >= 10 for t in ax.get_yticklabels())
+    assert PAGE_FONT >= 10
+    plt.close(fig)
 
 
 def test_a_folder_with_other_files_is_refused_not_deleted(

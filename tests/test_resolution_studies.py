@@ -296,3 +296,121 @@ def test_gain_vs_strength_figure_draws_a_point_per_setting():
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert "make-model-colour oracle" not in labels
     plt.close(fig)
+
+
+# ----------------------------------------------------------- the tables and the words shown
+
+
+def test_display_table_shows_a_dash_never_nan():
+    shown = rs.display_table(rs.paper_resolution_table())
+    assert shown.loc[512, "CMC@1"] == rs.MISSING  # Table 5 has no 512 px
+    assert shown.loc[128, "CMC@1"] == "0.661" and shown.loc[512, "mAP"] == "0.743"
+    assert "nan" not in shown.to_string().lower()
+    strength = pd.DataFrame(
+        {"gain CMC@1": [0.1, -0.02], "seed std": [0.0123, np.nan], "seeds": [3, 1]},
+        index=["a", "b"],
+    )
+    shown = rs.display_table(strength)
+    assert list(shown.columns) == ["difference CMC@1", "seed std", "seeds"]
+    assert list(shown["seed std"]) == ["0.012", rs.MISSING]
+    assert list(shown["difference CMC@1"]) == ["0.100", "-0.020"]
+    assert list(shown["seeds"]) == [3, 1]  # integers as they are
+    gone = rs.display_table(strength.assign(**{"seed std": np.nan}))
+    assert "seed std" not in gone.columns  # no value at all: left out
+    kept = rs.display_table(pd.DataFrame({"cue strength": [1.6, 3.2]}), keep=["cue strength"])
+    assert list(kept["cue strength"]) == [1.6, 3.2]
+    empty = rs.display_table(pd.DataFrame(columns=rs.GAIN_COLUMNS))
+    assert list(empty.columns) == ["baseline CMC@1", "part-regularized CMC@1",
+                                   "difference CMC@1", "difference mAP"]  # fmt: skip
+
+
+def test_an_unknown_seed_spread_is_said_in_words_not_as_nan():
+    known = rs.single_training_difference(0.3, 0.5, 0.05)
+    assert known.difference == pytest.approx(0.2) and known.se == pytest.approx(0.05 * 2**0.5)
+    unknown = rs.single_training_difference(0.3, 0.5, float("nan"))
+    assert unknown.difference == pytest.approx(0.2) and not unknown.known
+    assert unknown.words() == f"cannot be compared with the noise ({rs.UNKNOWN_NOISE})"
+    res = pd.DataFrame({"CMC@1": [0.30, 0.50]}, index=["48 px", "64 px"])
+    assert "nan" not in rs.resolution_change(res, float("nan")).words()
+    change = rs.gain_change(gains_table({0.0: 0.1, 1.0: 0.0}), 0.01)
+    assert "two differences" in change.basis and change.beyond
+
+
+@pytest.mark.parametrize(
+    ("inside", "outside", "conclusion"),
+    [
+        (0.20, 0.00, "Part regularization helps with every cue inside the parts and helps less"),
+        (0.20, 0.18, "Part regularization helps with every cue inside the parts, but moving"),
+        (0.20, 0.40, "Part regularization helps with every cue inside the parts and more once"),
+        (
+            -0.10,
+            -0.10,
+            "The study does not find the condition under which part regularization helps: even "
+            "with every cue inside the parts it lowers CMC@1 beyond the noise, and moving the "
+            "cue out of the parts leaves the difference within the noise.",
+        ),
+        (
+            0.01,
+            -0.10,
+            "The study does not find the condition under which part regularization helps: even "
+            "with every cue inside the parts it does not change CMC@1 beyond the noise, and "
+            "moving the cue out of the parts lowers the difference beyond the noise.",
+        ),
+    ],
+)
+def test_the_cue_study_concludes_what_its_verdicts_support(inside, outside, conclusion):
+    # noise 0.01: one difference has se 0.014 (margin 0.028), their change se 0.02 (0.04)
+    words = rs.cue_study_words(gains_table({0.0: inside, 1.0: outside}), 0.01)
+    assert words["conclusion"].startswith(conclusion)
+    reading = words["reading"]
+    assert reading.startswith(
+        f"With every cue inside the parts, part-regularized minus baseline CMC@1 is {inside:+.3f}"
+    )
+    assert f"with every cue outside the parts, it is {outside:+.3f}" in reading
+    assert f"changes by {outside - inside:+.3f}" in reading
+    assert reading.count("times its standard error") == 3
+    if inside < 0:  # a loss is never read as help
+        assert not words["conclusion"].startswith("Part regularization helps")
+
+
+def test_the_cue_study_words_without_noise_or_levels():
+    words = rs.cue_study_words(gains_table({0.0: -0.1, 0.5: 0.0}), float("nan"))
+    assert words["conclusion"].startswith("With one training seed the seed spread is unknown")
+    assert "with 0.5 of the cue outside the parts" in words["reading"]
+    assert "nan" not in words["reading"].lower()
+    none = rs.cue_study_words(gains_table({0.0: 0.1}), 0.01)
+    assert none["reading"] == "The cue study was not measured (one level of the cue only)."
+
+
+def test_the_linearity_answer_predicts_from_the_line_and_its_noise():
+    gains = gains_table({0.0: 0.1, 1.0: -0.1})
+    answer = rs.linearity_answer(gains, 0.01)
+    assert "(+0.100 at 0, -0.100 at 1)" in answer
+    assert "predicts part-regularized minus baseline +0.050 at 0.25" in answer
+    # 2 se of (new point - line): sqrt(2) * 0.01 * sqrt(1 + 0.75**2 + 0.25**2) = 0.018
+    assert "more than 0.036 from that value" in answer
+    assert "no distance" in rs.linearity_answer(gains, float("nan"))
+    assert "not measured" in rs.linearity_answer(gains.iloc[:1], 0.01)
+
+
+def test_the_map_is_read_for_the_profiles_start_and_grid():
+    regime = pd.DataFrame(
+        {
+            "start": ["pretrained", "pretrained", "pretrained", "random"],
+            "cue strength": [3.2, 1.6, 1.6, 3.2],
+            "grid": ["4 x 4", "4 x 4", "8 x 8", "4 x 4"],
+            "seeds": [2, 1, 1, 2],
+            "difference": [-0.058, -0.032, -0.010, 0.001],
+            "difference / SE": [3.1, 1.2, 0.4, 0.1],
+            "verdict": ["loss", "within noise", "within noise", "within noise"],
+        }
+    )
+    assert rs.map_cue_reading(regime, stand_in()) == (
+        "On the map, with the pretrained start and the 4 x 4 grid, part-regularized minus "
+        "baseline CMC@1 is -0.032 at cue strength 1.6 (1.2 times its standard error (one "
+        "seed, pooled spread): within the noise); -0.058 at cue strength 3.2 (3.1 times its "
+        "standard error (seed spread over 2 and 2 seeds): beyond the noise)."
+    )
+    assert "+0.001 at cue strength 3.2" in rs.map_cue_reading(regime, stand_in(pretrained=None))
+    none = rs.map_cue_reading(regime.iloc[:0], stand_in())
+    assert none == "The map has no setting with the pretrained start and the 4 x 4 grid."

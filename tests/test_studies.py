@@ -319,6 +319,59 @@ def test_floor_verdict_reads_the_distance_against_two_standard_errors():
     assert "cannot" in studies.floor_verdict([0.2, 0.21], None)
 
 
+FLOOR = {"groups": 40, "CMC@1": 0.160, "CMC@5": 0.744, "mAP": 0.388}
+
+
+def _seeds(cmc1: float, cmc5: float, mean_ap: float) -> dict[str, list[float]]:
+    """Three seeds around each mean, .01 apart: a standard error of .0058."""
+    means = {"CMC@1": cmc1, "CMC@5": cmc5, "mAP": mean_ap}
+    return {m: [v - 0.01, v, v + 0.01] for m, v in means.items()}
+
+
+def test_floor_reading_says_both_sides_when_the_figures_disagree():
+    from prreid_lib.studies.near_duplicates import floor_reading, floor_summary
+
+    mixed = _seeds(0.233, 0.469, 0.351)  # above at CMC@1, below at CMC@5 and mAP
+    text = floor_reading(mixed, FLOOR)
+    assert text.startswith(
+        "The baseline lies above the floor at CMC@1 (0.233 against 0.160; +0.073"
+    )
+    assert "but below it at CMC@5 (0.469 against 0.744; -0.275" in text
+    assert "and mAP (0.351 against 0.388; -0.037" in text
+    assert "ranks the right vehicle first more often" in text
+    assert "orders the rest of the gallery worse" in text
+    assert "has learnt cues of the individual vehicle, not only" not in text
+    assert floor_summary(mixed, FLOOR) == (
+        "The baseline lies above the floor at CMC@1, but below it at CMC@5 and mAP."
+    )
+
+
+def test_floor_reading_reads_each_pattern_by_the_two_standard_error_rule():
+    from prreid_lib.studies.near_duplicates import floor_reading, floor_summary
+
+    above = floor_reading(_seeds(0.3, 0.9, 0.5), FLOOR)
+    assert "lies above the floor at CMC@1 (" in above
+    assert "but" not in above and "below" not in above and "level" not in above
+    assert above.endswith("It has learnt cues of the individual vehicle, not only of its group.")
+    below = floor_reading(_seeds(0.1, 0.5, 0.3), FLOOR, who="the model")
+    assert below.startswith("The model lies below the floor at CMC@1")
+    assert "does not yet reach what exact knowledge" in below
+    level = _seeds(0.162, 0.746, 0.390)  # +.002: .3 standard errors
+    assert (
+        floor_summary(level, FLOOR)
+        == "The baseline lies level with the floor at CMC@1, CMC@5 and mAP."
+    )
+    assert floor_reading(level, FLOOR).endswith("not the vehicles within a group.")
+    late = floor_reading(_seeds(0.161, 0.9, 0.5), FLOOR)  # level at CMC@1, above after it
+    assert "lies above the floor at CMC@5 and mAP: mixed evidence" in late
+    one_seed = floor_reading({"CMC@1": [0.3], "CMC@5": [0.5], "mAP": [0.4]}, FLOOR)
+    assert one_seed == (
+        "With one training seed the baseline's distances to this floor "
+        "(CMC@1 +0.140, CMC@5 -0.244, mAP +0.012) cannot be compared with the noise."
+    )
+    assert floor_reading(level, None).startswith("This test set has no make, model and colour")
+
+
 def test_every_row_of_the_papers_table_4_is_one_of_our_variants_and_back():
     paper = list(paper_tables.ablation_table().index)
     assert paper == list(studies.ABLATION_VARIANTS)  # the same rows, in the same order

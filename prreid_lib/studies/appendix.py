@@ -1,5 +1,5 @@
 """The appendix's tables: the chapters' times, archived profiles beside this build, and
-the benchmarks' measurements.
+a short summary of each benchmark's measurements (the full CSVs stay in the repository).
 
 The archive of other profiles is :mod:`prreid_lib.results`'s; the chapter times are
 the table ``prreid book`` writes before each chapter
@@ -18,11 +18,16 @@ from prreid_lib.results import RESULTS_ROOT, archived_profiles, load_archive, lo
 
 __all__ = [
     "BENCHMARK_RESULTS",
+    "BENCHMARK_VIEWS",
+    "READER_WORDS",
     "SHOWN_ROWS",
+    "SUMMARY_COLUMNS",
     "TIMINGS_FILE",
     "ArchivedView",
+    "BenchmarkView",
     "archive_folder",
     "archived_views",
+    "benchmark_summary",
     "benchmark_tables",
     "chapter_timings",
     "no_archive_note",
@@ -38,8 +43,8 @@ BENCHMARK_RESULTS = REPO_ROOT / "benchmarks" / "results"
 
 :meta hide-value:
 """
-SHOWN_ROWS = 6
-"""Rows of a benchmark CSV the appendix shows: its latest measurements."""
+SHOWN_ROWS = 12
+"""Most rows of a benchmark CSV the appendix shows: its latest measurements."""
 
 
 def chapter_timings(output_dir: str | Path) -> pd.DataFrame | None:
@@ -129,19 +134,138 @@ def _provenance_line(other: str, prov: dict) -> str:
     )
 
 
+@dataclass(frozen=True)
+class BenchmarkView:
+    """How the appendix summarises one benchmark CSV: a title and the few columns a reader
+    needs; the full table stays in ``benchmarks/results/``."""
+
+    title: str
+    """What the benchmark measures, in a few words (Markdown)."""
+    columns: tuple[str, ...]
+    """The columns shown, in this order; the first labels the rows. Columns the CSV lacks
+    are skipped."""
+    batch: str | None = None
+    """A column naming one measurement (a commit, a build): only the rows of its last
+    value are shown. ``None``: the latest rows, whatever they measured."""
+
+
+BENCHMARK_VIEWS: dict[str, BenchmarkView] = {
+    "book_timing_quick.csv": BenchmarkView(
+        "Time of each step of a full `quick` build", ("step", "seconds", "date", "cpu_count")
+    ),
+    "handout_alone.csv": BenchmarkView(
+        "Each student notebook run alone in an empty folder (time and disk)",
+        ("chapter", "profile", "seconds", "runs_mib", "cache_mib", "date"),
+    ),
+    "image_cache.csv": BenchmarkView(
+        "The decoded image cache on a large set (speed and memory)",
+        ("mode", "n_images", "decode_img_per_s", "epoch_read_s", "peak_rss_mib", "peak_anon_mib"),
+    ),
+    "load_slowdown.csv": BenchmarkView(
+        "The part detector's training beside other jobs, by OpenMP wait setting",
+        ("date", "epochs", "busy_jobs", "wait_policy", "in_force", "seconds"),
+    ),
+    "metrics_bench.csv": BenchmarkView(
+        "The evaluation (`prreid_lib.metrics`) against fast-reid's evaluators",
+        ("implementation", "case", "seconds", "mAP", "rank1"),
+    ),
+    "paper_check.csv": BenchmarkView(
+        "Every chapter at the `paper` profile's sizes (time and peak memory)",
+        ("chapter", "build", "seconds", "peak GiB"),
+        batch="build",
+    ),
+    "quality_targets.csv": BenchmarkView(
+        "Chapter 4's comparison against the `quick` profile's targets",
+        ("target", "threshold", "measured", "passed", "commit"),
+        batch="commit",
+    ),
+    "quick_science.csv": BenchmarkView(
+        "Schedules and data sizes tried for the `quick` profile",
+        ("label", "synth", "set", "lambda_p", "seed", "cmc1", "mAP"),
+    ),
+    "regime_map.csv": BenchmarkView(
+        "The part losses across cue strengths and feature grids",
+        ("synth", "arch", "set", "lambda_p", "seed", "cmc1", "mAP"),
+    ),
+    "synth_time.csv": BenchmarkView(
+        "Time to generate SynthVeh", ("profile", "seconds", "n_images", "date")
+    ),
+    "train_quality.csv": BenchmarkView(
+        "Training runs of the baseline and the part-regularized model",
+        ("batch", "lambda_p", "seed", "test_set", "cmc1", "mAP", "final_train_acc"),
+        batch="batch",
+    ),
+    "train_throughput.csv": BenchmarkView(
+        "Training speed: images per second of one step, by variant",
+        ("variant", "arch", "precision", "img_per_s", "date"),
+    ),
+}
+"""The appendix's summary of each benchmark CSV in ``benchmarks/results/``, by file name.
+
+:meta hide-value:
+"""
+SUMMARY_COLUMNS = 6
+"""Columns shown of a benchmark CSV without a :data:`BENCHMARK_VIEWS` entry (its first ones)."""
+READER_WORDS = {"part gain": "part-regularized minus baseline"}
+"""Labels in the benchmark CSVs written as the book writes them (the difference can be a
+loss, so it is not called a gain)."""
+
+
+def benchmark_summary(
+    measured: pd.DataFrame, view: BenchmarkView | None, shown_rows: int = SHOWN_ROWS
+) -> tuple[pd.DataFrame, str]:
+    """A benchmark table cut to what a reader needs, and which rows it holds, in words.
+
+    The rows: those of the last measurement (``view.batch``), else the latest ones, at
+    most ``shown_rows`` either way; the columns: ``view.columns`` (those present), else
+    the first :data:`SUMMARY_COLUMNS`, the first one labelling the rows. Numbers are
+    rounded to three decimals, empty cells are blank and labels follow
+    :data:`READER_WORDS`.
+    """
+    columns = [c for c in view.columns if c in measured.columns] if view else []
+    columns = columns or list(measured.columns[:SUMMARY_COLUMNS])
+    rows = measured
+    batch = view.batch if view and view.batch in measured.columns else None
+    if batch is not None and len(measured):
+        last = measured[batch].iloc[-1]
+        rows = measured[measured[batch].isna() if pd.isna(last) else measured[batch] == last]
+    shown = rows.tail(shown_rows)
+    n_all = len(measured)
+    if len(rows) < n_all:
+        cut = "" if len(shown) == len(rows) else "the last "
+        which = f"its latest {batch} ({last}): {cut}{len(shown)} of {n_all} rows"
+    elif len(shown) < n_all:
+        which = f"the last {len(shown)} of {n_all} rows"
+    else:
+        which = "its one row" if n_all == 1 else f"all {n_all} rows"
+    table = shown[columns].round(3).astype(object).fillna("")
+    table = table.map(lambda cell: _reader_words(cell) if isinstance(cell, str) else cell)
+    return table.set_index(columns[0]), which
+
+
+def _reader_words(text: str) -> str:
+    for old, new in READER_WORDS.items():
+        text = text.replace(old, new)
+    return text
+
+
 def benchmark_tables(
     results_dir: str | Path = BENCHMARK_RESULTS, shown_rows: int = SHOWN_ROWS
 ) -> dict[str, pd.DataFrame]:
-    """The latest ``shown_rows`` rows of each benchmark CSV in ``results_dir``, by heading
-    (Markdown: the file, and how many rows it holds when more); empty cells blank."""
+    """A short summary of each benchmark CSV in ``results_dir`` (:func:`benchmark_summary`
+    with the file's :data:`BENCHMARK_VIEWS` entry), by heading: Markdown naming what it
+    measures, the rows and columns shown and the full table's path in the repository."""
     tables = {}
     for csv in sorted(Path(results_dir).glob("*.csv")):
         measured = pd.read_csv(csv)
-        note = (
-            ""
-            if len(measured) <= shown_rows
-            else f", the last {shown_rows} of {len(measured)} rows"
+        view = BENCHMARK_VIEWS.get(csv.name)
+        table, which = benchmark_summary(measured, view, shown_rows)
+        n_shown, n_all = table.shape[1] + 1, measured.shape[1]
+        columns = f"all {n_all} columns" if n_shown == n_all else f"{n_shown} of {n_all} columns"
+        title = view.title if view else csv.stem
+        heading = (
+            f"**{title}**: {which}, {columns}; the full table is "
+            f"`benchmarks/results/{csv.name}` in the repository."
         )
-        heading = f"**`benchmarks/results/{csv.name}`**{note}"
-        tables[heading] = measured.tail(shown_rows).astype(object).fillna("")
+        tables[heading] = table
     return tables

@@ -8,7 +8,9 @@ branch); the chapter teaches three of its functions by name
 them to work on a set of training images: the maps of each model
 (:func:`cam_shares`), the share of their positive mass inside the part boxes
 against the share of the image the boxes cover, with bootstrap intervals
-(:func:`share_table`), the paired difference between the baseline and the
+(:func:`share_table`), each model against the uniform map
+(:func:`uniform_verdicts`, :func:`uniform_words`) and each part against its area
+(:func:`part_ratio_words`), the paired difference between the baseline and the
 part-regularized model in words (:func:`share_shift`), and the panels of the
 CAM-pair figure (:func:`cam_pair_panels`, drawn by
 :func:`prreid_lib.viz.cam.cam_pair_figure`).
@@ -16,7 +18,8 @@ CAM-pair figure (:func:`cam_pair_panels`, drawn by
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,6 +53,7 @@ from prreid_lib.uncertainty import (
 
 __all__ = [
     "CAM_LABELS",
+    "PROSE_NAMES",
     "UNIFORM",
     "UNION",
     "CamPairPanels",
@@ -65,14 +69,20 @@ __all__ = [
     "global_class_weights",
     "identity_classes",
     "overlay_maps",
+    "part_ratio_words",
     "setup_summary",
     "share_shift",
     "share_table",
     "shift_words",
+    "uniform_lead",
+    "uniform_verdicts",
+    "uniform_words",
 ]
 
 CAM_LABELS: dict[str, str] = {BASELINE: "baseline (NoPR)", FULL: "part-regularized (PR)"}
 """Short names of the two models in the chapter's figures and tables."""
+PROSE_NAMES: dict[str, str] = {BASELINE: "the baseline", FULL: "the part-regularized model"}
+"""The two models as the chapter's sentences name them."""
 UNIFORM = "uniform map (area of the boxes)"
 """The reference row of :func:`share_table`: a map that ignores the image."""
 UNION = "all parts (union)"
@@ -199,12 +209,19 @@ class ShareShift:
 
     ``moved``: the mean paired difference (other minus base) with its 95% bootstrap
     interval, as shown; ``verdict``: the same difference read by the book's one rule
-    (beyond two standard errors); ``words``: that verdict as a phrase.
+    (beyond two standard errors); ``words``: that verdict as a phrase; ``image_sd``: the
+    standard deviation of one image's difference (NaN for one image).
     """
 
     moved: Interval
     verdict: Verdict
     words: str
+    image_sd: float = float("nan")
+
+    def se_of(self, n_images: int) -> float:
+        """The standard error of the mean difference over ``n_images`` images like these
+        (e.g. the 2 k images of k near-duplicate pairs): ``image_sd / sqrt(n_images)``."""
+        return self.image_sd / math.sqrt(n_images)
 
 
 def shift_words(verdict: Verdict) -> str:
@@ -231,7 +248,74 @@ def share_shift(
     per_image = pd.DataFrame({n: result.shares[n]["parts"] for n in (base, other)}).dropna()
     moved = bootstrap_paired_difference(per_image[base], per_image[other], seed=seed)
     verdict = paired_difference(per_image[base], per_image[other], seed=seed)
-    return ShareShift(moved, verdict, shift_words(verdict))
+    image_sd = float((per_image[other] - per_image[base]).std(ddof=1))
+    return ShareShift(moved, verdict, shift_words(verdict), image_sd)
+
+
+def uniform_verdicts(result: CamShares, *, seed: int = 0) -> dict[str, Verdict]:
+    """Per model (by variant name), the verdict on its share inside the part boxes minus
+    the uniform map's, paired image by image
+    (:func:`~prreid_lib.uncertainty.paired_difference`, ``seed``); images whose map has no
+    positive mass are left out."""
+    out: dict[str, Verdict] = {}
+    for name, shares in result.shares.items():
+        both = pd.DataFrame({"area": result.area["parts"], "map": shares["parts"]}).dropna()
+        out[name] = paired_difference(both["area"], both["map"], seed=seed)
+    return out
+
+
+def _side(verdict: Verdict) -> str:
+    """Where a share lies against the uniform map's, by the book's one rule."""
+    if not verdict.beyond:
+        return "within the noise of"
+    return "above" if verdict.difference > 0 else "below"
+
+
+def uniform_lead(verdicts: Mapping[str, Verdict], names: Mapping[str, str] = PROSE_NAMES) -> str:
+    """One clause: whether the models' shares inside the part boxes lie above the uniform
+    map's, below it or within its noise (``verdicts`` of :func:`uniform_verdicts`, models
+    named by ``names``)."""
+    sides = {names.get(n, n): _side(v) for n, v in verdicts.items()}
+    if len(set(sides.values())) == 1:
+        side = next(iter(sides.values()))
+        if len(sides) == 1:
+            name = next(iter(sides))
+            name = name[0].upper() + name[1:]
+            return f"{name}'s share inside the boxes lies {side} the uniform map's"
+        who = "Both" if len(sides) == 2 else "All"
+        return f"{who} models' shares inside the boxes lie {side} the uniform map's"
+    each = ", ".join(f"{name}'s lies {side} it" for name, side in sides.items())
+    return f"Against the uniform map's share inside the boxes, {each}"
+
+
+def uniform_words(verdicts: Mapping[str, Verdict], names: Mapping[str, str] = PROSE_NAMES) -> str:
+    """:func:`uniform_lead` followed by each model's measured difference from the uniform
+    map's share and its verdict (the book's one rule), as one sentence."""
+    each = "; ".join(
+        f"for {names.get(n, n)} the difference is {v.difference:+.3f}, which {v.words()}"
+        for n, v in verdicts.items()
+    )
+    return f"{uniform_lead(verdicts, names)}: {each}."
+
+
+def part_ratio_words(
+    table: pd.DataFrame, parts: Sequence[str] = PART_NAMES, uniform: str = UNIFORM
+) -> str:
+    """Each model's share of the map inside each part divided by the uniform map's (the
+    part's share of the image), from :func:`share_table`, with the largest ratio named;
+    parts that cover no image are left out."""
+    area = table.loc[uniform, list(parts)].astype(float)
+    seen = [p for p in parts if area[p] > 0]
+    if not seen:
+        return "The part boxes cover none of these images: there is no ratio to read."
+    each: list[str] = []
+    for name in table.index.drop(uniform):
+        ratio = table.loc[name, seen].astype(float) / area[seen]
+        listed = ", ".join(f"{p} {ratio[p]:.3f}" for p in seen)
+        each.append(f"{name}: {listed} (largest: {ratio.idxmax()})")
+    return "Each part's share of the map divided by its share of the image: " + (
+        "; ".join(each) + "."
+    )
 
 
 def overlay_maps(maps: torch.Tensor, sizes: list[tuple[int, int]]) -> list[np.ndarray]:

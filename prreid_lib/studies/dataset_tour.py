@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from prreid_lib.config import Profile, get_profile
 from prreid_lib.datasets import VehicleID, VeRi776
 from prreid_lib.datasets.stats import near_duplicate_groups, near_duplicate_share, split_statistics
 from prreid_lib.synthveh_files import IDENTITIES_FILE
@@ -20,13 +21,17 @@ from prreid_lib.synthveh_files import IDENTITIES_FILE
 __all__ = [
     "COUNT_GLUES",
     "NearDuplicateSummary",
+    "combination_sentence",
     "count_glues",
     "example_images",
     "file_heads",
+    "hidden_lights_per_camera",
+    "hidden_lights_sentence",
     "light_visible_share",
     "near_duplicate_groups",
     "near_duplicate_share",
     "near_duplicate_summary",
+    "near_duplicate_target",
     "one_image_per_camera",
     "part_visibility",
     "pretraining_images",
@@ -201,6 +206,67 @@ def part_visibility(parts: pd.DataFrame) -> pd.DataFrame:
 def light_visible_share(parts: pd.DataFrame) -> float:
     """Share of the light boxes that are visible."""
     return float(parts.loc[parts["part"] == "light", "visible"].mean())
+
+
+def hidden_lights_per_camera(parts: pd.DataFrame) -> pd.Series:
+    """Per VeRi-776 camera (from the image names ``VVVV_cCCC_...``), the share of its light
+    boxes that are hidden."""
+    lights = parts[parts["part"] == "light"]
+    camera = lights["path"].map(lambda p: int(Path(p).name.split("_")[1][1:]))
+    hidden = 1 - lights.groupby(camera)["visible"].mean()
+    return hidden.rename_axis("camera").rename("share of light boxes hidden")
+
+
+def hidden_lights_sentence(parts: pd.DataFrame) -> str:
+    """Which camera hides the lights most often (:func:`hidden_lights_per_camera`), against
+    the share hidden over all cameras; cameras that tie (at three decimals) are named together."""
+    hidden = hidden_lights_per_camera(parts).round(3)
+    top = hidden[hidden == hidden.max()].index.tolist()
+    overall = 1 - light_visible_share(parts)
+    names = [str(c) for c in top]
+    who = (
+        f"camera {names[0]}"
+        if len(top) == 1
+        else f"cameras {', '.join(names[:-1])} and {names[-1]}"
+    )
+    verb = "hides" if len(top) == 1 else "each hide"
+    return (
+        f"{who[0].upper()}{who[1:]} {verb} the lights most often: {hidden.max():.3f} of "
+        f"{'its' if len(top) == 1 else 'their'} light boxes are hidden, against {overall:.3f} "
+        "over all cameras."
+    )
+
+
+def _vehicleid_combinations(profile: Profile) -> tuple[int, int]:
+    synth = profile.synth
+    return synth.n_makes * synth.models_per_make * synth.n_colours, synth.vehicleid_train_ids
+
+
+def combination_sentence(profile: str | Profile, other: str = "paper") -> str:
+    """How many VehicleID training identities share each make-model-colour combination, on
+    average, in SynthVeh of ``profile`` and of the ``other`` profile (from their settings:
+    the number of combinations and of identities)."""
+    here = get_profile(profile) if isinstance(profile, str) else profile
+    combos, ids = _vehicleid_combinations(here)
+    text = (
+        f"The {here.name} profile spreads {ids:,} VehicleID training identities over {combos} "
+        f"make-model-colour combinations, {ids / combos:.1f} per combination"
+    )
+    if other == here.name:
+        return text + "."
+    their_combos, their_ids = _vehicleid_combinations(get_profile(other))
+    ratio = (their_ids / their_combos) / (ids / combos)
+    return (
+        f"{text}; the {other} profile spreads {their_ids:,} over {their_combos}, "
+        f"{their_ids / their_combos:.1f} per combination ({ratio:.1f} times as many)."
+    )
+
+
+def near_duplicate_target(profile: str | Profile) -> float:
+    """The share of each split's identities SynthVeh of ``profile`` puts into near-duplicate
+    groups at least (``SynthConfig.near_duplicate_share``)."""
+    cfg = get_profile(profile) if isinstance(profile, str) else profile
+    return float(cfg.synth.near_duplicate_share)
 
 
 def _with_relative_area(parts: pd.DataFrame) -> pd.DataFrame:

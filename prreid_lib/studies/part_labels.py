@@ -5,7 +5,9 @@
 drawn and as used. The other steps of the chapter: a YOLO -> COCO -> YOLO
 round trip (:func:`round_trip`), a copy with broken labels for the validator
 (:func:`break_labels`), and the light boxes' height at the detector's input
-size (:func:`light_box_heights`).
+size (:func:`light_box_heights`). The sentences the chapter quotes about its
+labels are made from their numbers (:func:`label_size_sentence`,
+:func:`problem_lines`, :func:`light_height_sentence`).
 
 The chapter teaches the annotation functions of :mod:`prreid_lib.annotate` by
 name (:func:`~prreid_lib.annotate.validate`, :func:`~prreid_lib.annotate.read_yolo`,
@@ -50,12 +52,15 @@ __all__ = [
     "break_labels",
     "coco_to_yolo",
     "hide_folder",
+    "label_size_sentence",
     "labelled_set",
     "lamp_share",
     "light_box_heights",
+    "light_height_sentence",
     "load_part_labels",
     "part_statistics",
     "plot_part_statistics",
+    "problem_lines",
     "read_yolo",
     "round_trip",
     "shown_problems",
@@ -292,3 +297,69 @@ def light_box_heights(labels: PartLabels, imgsz: int) -> pd.DataFrame:
         "extended": _light_height_px(labels.used, imgsz),
     }
     return pd.Series(heights, name=f"mean light box height, px at imgsz {imgsz}").to_frame()
+
+
+def light_height_sentence(heights: pd.DataFrame) -> str:
+    """:func:`light_box_heights`'s table in one sentence: the tight and the extended light
+    box's mean height in pixels and how many times higher the extended one is."""
+    column = heights.columns[0]
+    tight = float(heights.loc["tight (as labelled)", column])
+    extended = float(heights.loc["extended", column])
+    return (
+        f"At the detector's input size a tight light box is {tight:.1f} px high on average and "
+        f"an extended one {extended:.1f} px, {extended / tight:.1f} times as high."
+    )
+
+
+def problem_lines(problems: pd.DataFrame) -> str:
+    """The rows of :func:`~prreid_lib.annotate.validate`'s problem table in a few words:
+    ``"line 1: non_positive_size; line 2: unknown_class"`` (``whole file`` for a problem
+    without a line), in the table's order."""
+    if problems.empty:
+        return "no problem"
+    where = ["whole file" if pd.isna(line) else f"line {int(line)}" for line in problems["line"]]
+    return "; ".join(f"{w}: {rule}" for w, rule in zip(where, problems["rule"], strict=True))
+
+
+def label_size_sentence(boxes: pd.DataFrame) -> str:
+    """The parts' sizes and how often each is hidden, in two sentences, from an annotation
+    table (``part``, corners, ``img_w``, ``img_h``, optional ``visible``).
+
+    Size: the mean box area relative to the image of the visible boxes; the largest part
+    is named and the others are given as a share of its area. Hidden: the share of each
+    part's boxes that are visible (rows of hidden parts count when ``visible`` is there;
+    parts that tie at three decimals are named together); without ``visible`` the labels
+    hold visible boxes only and the sentence says so.
+    """
+    seen = boxes[boxes["visible"].astype(bool)] if "visible" in boxes else boxes
+    seen = seen[seen["part"].isin(PART_NAMES)]
+    area = (seen["x2"] - seen["x1"]) * (seen["y2"] - seen["y1"]) / (seen["img_w"] * seen["img_h"])
+    mean_area = area.groupby(seen["part"]).mean().reindex(list(PART_NAMES)).dropna()
+    largest = str(mean_area.idxmax())
+    others = [
+        f"a {part} box covers {mean_area[part] / mean_area[largest]:.3f} times that"
+        for part in mean_area.index
+        if part != largest
+    ]
+    text = f"The {largest} is the largest part: its mean box covers {mean_area[largest]:.3f}"
+    text += " of the image"
+    if others:
+        text += f"; on average {' and '.join(others)}"
+    text += "."
+    if "visible" not in boxes:
+        return (
+            f"{text} The labels hold visible boxes only, so they do not say which part is hidden."
+        )
+    rows = boxes[boxes["part"].isin(PART_NAMES)]
+    visible = rows.groupby("part")["visible"].mean().reindex(list(PART_NAMES)).dropna().round(3)
+    if visible.min() >= 1:
+        return f"{text} No part is hidden in these labels."
+    most = [str(p) for p in visible.index if visible[p] == visible.min()]
+    rest = ", ".join(f"{visible[p]:.3f} ({p})" for p in visible.index if p not in most)
+    named = " and the ".join(most)
+    text += (
+        f" The part{'s' if len(most) > 1 else ''} hidden most often "
+        f"{'are' if len(most) > 1 else 'is'} the {named}: {visible.min():.3f} of "
+        f"{'their' if len(most) > 1 else 'its'} boxes are visible"
+    )
+    return text + (f", against {rest}." if rest else ".")

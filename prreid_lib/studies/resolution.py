@@ -6,13 +6,16 @@ part-regularized model alone) that differ in one knob:
 - the input size (:func:`resolution_table`, the paper's Tables 5 and 6,
   :func:`paper_resolution_table`);
 - the share of the identity cue outside the parts, a knob only SynthVeh has
-  (:func:`cue_outside_gains`), read against the noise of two gains
-  (:func:`cue_gain_summary`, :func:`gain_change_verdict`);
+  (:func:`cue_outside_gains`), read against the noise of two differences
+  (:func:`cue_gain_summary`, :func:`gain_change_verdict`) and put in words,
+  with the conclusion the numbers support (:func:`cue_study_words`);
 - how strong the baseline is (:func:`gain_vs_strength`): the pair from the
   pretrained start, from a random start and with the strong recipe.
 
 Every verdict follows the book's one rule: a difference is beyond the noise
 when it exceeds two standard errors (:func:`~prreid_lib.uncertainty.seed_difference`).
+A "gain" in a column name is part-regularized minus baseline, whatever its sign;
+:func:`display_table` shows it as a "difference", missing values as a dash.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from prreid_lib import paper_tables
+from prreid_lib.model import grid_size
 from prreid_lib.studies.data import StudyData, synthveh_variant
 from prreid_lib.studies.variants import (
     ABLATION_VARIANTS,
@@ -38,22 +42,31 @@ from prreid_lib.studies.variants import (
     part_gain,
     seed_summary,
 )
-from prreid_lib.uncertainty import Verdict, seed_difference, seed_spread
+from prreid_lib.uncertainty import MARGIN_SE, Verdict, seed_difference, seed_spread
 
 __all__ = [
     "GAIN_COLUMNS",
+    "MISSING",
+    "SHOWN_NAMES",
     "STRENGTH_COLUMNS",
+    "UNKNOWN_NOISE",
+    "cue_conclusion",
     "cue_gain_summary",
     "cue_outside_gains",
+    "cue_study_words",
+    "display_table",
     "gain_change",
     "gain_change_verdict",
     "gain_margin",
     "gain_vs_strength",
+    "linearity_answer",
+    "map_cue_reading",
     "outside_cue_data",
     "pair_noise",
     "paper_resolution_table",
     "resolution_change",
     "resolution_table",
+    "single_training_difference",
     "strength_extremes",
     "strength_noise",
     "strength_settings",
@@ -78,6 +91,12 @@ STRENGTH_COLUMNS = [
 """Columns of :func:`gain_vs_strength` (indexed by ``setting``)."""
 NO_CUE_KNOB = "the real data sets have no cue knob: study skipped"
 """Printed when the cue study meets real data."""
+UNKNOWN_NOISE = "one training seed: the seed spread is unknown"
+"""The basis of a verdict whose seed spread is unknown (chapter 4 trained one seed)."""
+MISSING = "—"
+"""How :func:`display_table` shows a missing value (never "NaN")."""
+SHOWN_NAMES: dict[str, str] = {"gain CMC@1": "difference CMC@1", "gain mAP": "difference mAP"}
+"""Column names as the chapter shows them: part-regularized minus baseline, of either sign."""
 _PAIR = cast("Mapping[str, Overrides]", HEADLINE_PAIR)  # keyed by Variant, a str
 
 
@@ -121,6 +140,34 @@ def study_levels(
     sizes = list(input_sizes) if input_sizes else list(study.input_sizes)
     shares = list(outside_cue_shares) if outside_cue_shares else list(study.outside_cue_shares)
     return sizes, shares
+
+
+def display_table(
+    table: pd.DataFrame,
+    *,
+    decimals: int = 3,
+    keep: Sequence[str] = (),
+    names: Mapping[str, str] = SHOWN_NAMES,
+    missing: str = MISSING,
+) -> pd.DataFrame:
+    """A copy of ``table`` to show: float columns written with ``decimals`` decimals,
+    missing values as ``missing`` (never "NaN"), columns renamed by ``names`` and, when
+    there are rows, columns without any value left out.
+
+    ``keep``: columns (as renamed) shown as they are, e.g. a setting such as a cue
+    strength. The saved tables keep their numbers; only the shown copy is text.
+    """
+    shown = table.rename(columns=dict(names))
+    if len(shown):
+        shown = shown.loc[:, shown.notna().any()]
+    out = shown.astype(object)
+    for column in shown.columns:
+        values = shown[column]
+        if column not in keep and pd.api.types.is_float_dtype(values):
+            out[column] = [missing if pd.isna(v) else f"{v:.{decimals}f}" for v in values]
+        else:
+            out[column] = [missing if pd.isna(v) else v for v in values]
+    return out
 
 
 def resolution_table(
@@ -237,23 +284,37 @@ def pair_noise(
     return seed_spread(per_seed, [BASELINE, FULL])
 
 
+def single_training_difference(a: float, b: float, noise: float) -> Verdict:
+    """Verdict on ``b - a`` where each is one training with the seed spread ``noise``
+    (:func:`~prreid_lib.uncertainty.seed_difference`); an unknown ``noise`` (NaN, one
+    training seed) gives a verdict that says so (:data:`UNKNOWN_NOISE`)."""
+    if not math.isfinite(noise):
+        return Verdict(float(b) - float(a), float("nan"), UNKNOWN_NOISE)
+    return seed_difference([a], [b], noise)
+
+
 def resolution_change(res: pd.DataFrame, noise: float) -> Verdict:
     """Verdict on the change of CMC@1 from the smallest input size (first row of ``res``)
     to the largest (last row): two single trainings, each with the seed spread ``noise``."""
-    return seed_difference([res["CMC@1"].iloc[0]], [res["CMC@1"].iloc[-1]], noise)
+    return single_training_difference(res["CMC@1"].iloc[0], res["CMC@1"].iloc[-1], noise)
 
 
 def gain_margin(noise: float) -> float:
-    """Two standard errors of one gain (the difference of two single trainings, each with
-    the seed spread ``noise``): the error bar of a gain."""
+    """Two standard errors of one part-regularized minus baseline difference (two single
+    trainings, each with the seed spread ``noise``): its error bar."""
     return seed_difference([0.0], [0.0], noise).margin
 
 
 def gain_change(gains: pd.DataFrame, noise: float) -> Verdict:
-    """Verdict on the change of the part gain (``gain CMC@1``) from the first share of
-    ``gains`` to the last; each gain has the noise of two trainings (``sqrt(2) * noise``)."""
-    first, last = gains["gain CMC@1"].iloc[0], gains["gain CMC@1"].iloc[-1]
-    return seed_difference([first], [last], math.sqrt(2) * noise)
+    """Verdict on the change of part-regularized minus baseline (``gain CMC@1``) from the
+    first share of ``gains`` to the last; each difference has the noise of two trainings
+    (``sqrt(2) * noise``)."""
+    first, last = float(gains["gain CMC@1"].iloc[0]), float(gains["gain CMC@1"].iloc[-1])
+    if not math.isfinite(noise):
+        return Verdict(last - first, float("nan"), UNKNOWN_NOISE)
+    v = seed_difference([first], [last], math.sqrt(2) * noise)
+    basis = f"two differences, each of two single trainings with a seed spread of {noise:.3f}"
+    return Verdict(v.difference, v.se, basis)
 
 
 def gain_change_verdict(change: Verdict) -> str:
@@ -263,14 +324,14 @@ def gain_change_verdict(change: Verdict) -> str:
     if not change.known:
         return "not comparable with the noise: the seed spread is unknown (one training seed)"
     if change.beyond and change.difference < 0:
-        return "smaller, as expected: the part branches help less once the cue leaves them"
+        return "smaller, as expected: part-regularized minus baseline falls once the cue leaves"
     if change.beyond:
         return (
             "larger, against our expectation; the baselines differ too (the two data sets "
-            "are not equally hard), so compare the gains with the seed spread before "
+            "are not equally hard), so compare the differences with the seed spread before "
             "concluding"
         )
-    return "about the same: the change lies within the noise of two gains"
+    return "about the same: the change lies within the noise of two differences"
 
 
 def cue_gain_summary(gains: pd.DataFrame, noise: float) -> dict[str, float | str]:
@@ -294,6 +355,140 @@ def cue_gain_summary(gains: pd.DataFrame, noise: float) -> dict[str, float | str
         "gain_margin": float(change.margin),
         "gain_verdict": gain_change_verdict(change),
     }
+
+
+def _cue_level(share: float) -> str:
+    """A level of the cue study in words."""
+    if share == 0:
+        return "every cue inside the parts"
+    if share == 1:
+        return "every cue outside the parts"
+    return f"{share:g} of the cue outside the parts"
+
+
+def cue_conclusion(
+    inside: Verdict, change: Verdict, level: str = "every cue inside the parts"
+) -> str:
+    """The conclusion the cue study supports, from the verdict on part-regularized minus
+    baseline at its first ``level`` (``inside``) and on that difference's change once the
+    cue leaves the parts (``change``, :func:`gain_change`): the book's one rule decides
+    every clause, so a loss is never read as help."""
+    if not (inside.known and change.known):
+        return (
+            "With one training seed the seed spread is unknown: the study cannot say whether "
+            "part regularization helps with the cue in the parts, nor whether moving it out "
+            "changes that."
+        )
+    moved = "raises" if change.difference > 0 else "lowers"
+    if inside.beyond and inside.difference > 0:
+        if not change.beyond:
+            return (
+                f"Part regularization helps with {level}, but moving the cue out changes "
+                "that by no more than the noise: the study cannot tie the help to the parts."
+            )
+        if change.difference < 0:
+            return (
+                f"Part regularization helps with {level} and helps less once the cue "
+                "leaves the parts, as the method expects."
+            )
+        return (
+            f"Part regularization helps with {level} and more once the cue leaves the "
+            "parts, against the method's expectation."
+        )
+    effect = "lowers CMC@1" if inside.beyond else "does not change CMC@1"
+    after = (
+        f"{moved} the difference beyond the noise"
+        if change.beyond
+        else "leaves the difference within the noise"
+    )
+    return (
+        "The study does not find the condition under which part regularization helps: even "
+        f"with {level} it {effect} beyond the noise, and moving the cue out of the parts "
+        f"{after}."
+    )
+
+
+def cue_study_words(gains: pd.DataFrame, noise: float) -> dict[str, str]:
+    """Chapter 7's cue study in words, built from the numbers of :func:`cue_outside_gains`.
+
+    ``reading``: part-regularized minus baseline CMC@1 at the first and the last share,
+    each with its verdict (two single trainings with the seed spread ``noise``), and the
+    change between them (:func:`gain_change`); ``conclusion``: what they support
+    (:func:`cue_conclusion`). Without two shares both say the study was not measured.
+    """
+    if len(gains) < 2:
+        why = "no cue knob on real data" if len(gains) == 0 else "one level of the cue only"
+        return {
+            "reading": f"The cue study was not measured ({why}).",
+            "conclusion": "Without two levels of the cue this build draws no conclusion on it.",
+        }
+    first, last = gains.iloc[0], gains.iloc[-1]
+    at = [_cue_level(float(s)) for s in (gains.index[0], gains.index[-1])]
+    inside, outside = (
+        single_training_difference(row["baseline CMC@1"], row["part-regularized CMC@1"], noise)
+        for row in (first, last)
+    )
+    change = gain_change(gains, noise)
+    reading = (
+        f"With {at[0]}, part-regularized minus baseline CMC@1 is {inside.difference:+.3f}, "
+        f"which {inside.words()}; with {at[1]}, it is {outside.difference:+.3f}, which "
+        f"{outside.words()}. From the first level to the last the difference changes by "
+        f"{change.difference:+.3f}, which {change.words()}."
+    )
+    return {"reading": reading, "conclusion": cue_conclusion(inside, change, at[0])}
+
+
+def linearity_answer(gains: pd.DataFrame, noise: float, share: float = 0.25) -> str:
+    """What this page predicts for one more level ``share`` of the cue study: the value a
+    straight line through its first and last level gives, and how far a single training
+    there must lie from it (two standard errors of its distance from the line: its own
+    two trainings and the line's two ends, each with the seed spread ``noise``)."""
+    if len(gains) < 2 or gains.index[0] == gains.index[-1]:
+        return f"The cue study was not measured at two levels here: no prediction for {share:g}."
+    s0, s1 = float(gains.index[0]), float(gains.index[-1])
+    g0, g1 = float(gains["gain CMC@1"].iloc[0]), float(gains["gain CMC@1"].iloc[-1])
+    w = (share - s0) / (s1 - s0)
+    line = (
+        f"A straight line through the two measured levels ({g0:+.3f} at {s0:g}, {g1:+.3f} "
+        f"at {s1:g}) predicts part-regularized minus baseline {g0 + w * (g1 - g0):+.3f} at "
+        f"{share:g}"
+    )
+    if not math.isfinite(noise):
+        return f"{line}; with one training seed no distance from that line reads as a bend."
+    margin = MARGIN_SE * math.sqrt(2) * noise * math.sqrt(1 + (1 - w) ** 2 + w**2)
+    return (
+        f"{line}; a single training of the pair there shows that the difference is not "
+        f"linear in the share only if it lies more than {margin:.3f} from that value (two "
+        "standard errors of its distance from the line)."
+    )
+
+
+def map_cue_reading(regime: pd.DataFrame, data: StudyData) -> str:
+    """The regime map's cells (:func:`~prreid_lib.studies.regime_map.regime_map`) with
+    ``data``'s start (pretrained or random) and its backbone's grid at 64 px, in words:
+    part-regularized minus baseline CMC@1 at each cue strength, with its verdict."""
+    train = data.profile.train
+    side = grid_size(64, train.last_stride, train.arch)
+    start = "pretrained" if data.pretrained is not None else "random"
+    cells = regime[(regime["start"] == start) & (regime["grid"] == f"{side} x {side}")]
+    where = f"the {start} start and the {side} x {side} grid"
+    if cells.empty:
+        return f"The map has no setting with {where}."
+    parts = []
+    for row in cells.sort_values("cue strength").to_dict("records"):
+        n = int(row["seeds"])
+        basis = f"seed spread over {n} and {n} seeds" if n > 1 else "one seed, pooled spread"
+        noise = "within the noise" if row["verdict"] == "within noise" else "beyond the noise"
+        ratio = row["difference / SE"]
+        said = (
+            f"{ratio:.1f} times its standard error ({basis}): {noise}"
+            if math.isfinite(ratio)
+            else f"not comparable with the noise ({basis})"
+        )
+        parts.append(f"{row['difference']:+.3f} at cue strength {row['cue strength']:g} ({said})")
+    return f"On the map, with {where}, part-regularized minus baseline CMC@1 is " + (
+        "; ".join(parts) + "."
+    )
 
 
 def strength_settings(
@@ -359,7 +554,7 @@ def gain_vs_strength(
     device: str = "auto",
     eval_seed: int = 0,
 ) -> pd.DataFrame:
-    """The part gain against the baseline's strength: one row per setting of
+    """Part-regularized minus baseline against the baseline's strength: one row per setting of
     :func:`strength_settings` (trained or reused from the run cache) and, when the cue
     study has two levels or more, its last level (``gains`` of :func:`cue_outside_gains`).
 

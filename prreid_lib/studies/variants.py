@@ -7,11 +7,13 @@ which recipe) under a name. The paper's Table 4 rows are named by their
 tables show their labels (:data:`~prreid_lib.paper_tables.LABELS`). A variant
 trained in one chapter is reused by the others through the run cache
 (:func:`prreid_lib.train.run_or_load`), and each of its evaluations is stored in
-its run folder.
+its run folder. :func:`training_state` says where each training stopped (training
+accuracy, and whether the loss still fell in the last epoch).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -309,3 +311,54 @@ def part_gain(summary: pd.DataFrame, *, base: str = BASELINE, full: str = FULL) 
     gain = float(summary.loc[full, "CMC@1"] - summary.loc[base, "CMC@1"])
     noise = float(summary.loc[[base, full], "CMC@1 std over seeds"].max())
     return {"gain": gain, "noise": noise, "ratio": gain / noise if noise > 0 else float("inf")}
+
+
+TRAIN_ACCURACY_TARGET = 0.80
+"""The book's quality target for the baseline's training accuracy (global classifier, last
+epoch, mean over seeds) with the ``quick`` profile: ``TARGETS`` of
+``benchmarks/bench_quality.py``, whose checks ``benchmarks/results/quality_targets.csv``
+logs."""
+FLAT_LOSS_DROP = 0.01
+"""A global identity loss that moved by less than this share in the last epoch reads as flat."""
+TRAINING_STATE_COLUMNS = [
+    "train accuracy (mean over seeds)",
+    "last-epoch loss",
+    "last-epoch loss drop",
+    "last-epoch accuracy change",
+]
+"""The columns of :func:`training_state`."""
+
+
+def training_state(per_seed: pd.DataFrame, runs: Mapping[str, TrainResult]) -> pd.DataFrame:
+    """Where each model's training stopped, one row per variant of ``runs`` (by name).
+
+    ``train accuracy (mean over seeds)``: the global classifier's training accuracy at
+    the last epoch, averaged over the seeds of ``per_seed`` (a
+    :func:`compare_over_seeds` table); from the run of ``runs`` (one seed): the global
+    identity loss of the last epoch, its relative drop in that epoch
+    (``(previous - last) / previous``, positive while the loss still falls) and the
+    change of the training accuracy in that epoch (both NaN after a single epoch).
+    """
+    rows: dict[str, list[float]] = {}
+    for name, run in runs.items():
+        loss = run.history["global_ce"].to_numpy(dtype=float)
+        acc = run.history["global_acc"].to_numpy(dtype=float)
+        two = len(loss) >= 2
+        rows[name] = [
+            float(per_seed.loc[[name], "train accuracy"].mean()),
+            float(loss[-1]) if len(loss) else math.nan,
+            float((loss[-2] - loss[-1]) / loss[-2]) if two else math.nan,
+            float(acc[-1] - acc[-2]) if two else math.nan,
+        ]
+    return pd.DataFrame.from_dict(rows, orient="index", columns=TRAINING_STATE_COLUMNS)
+
+
+def loss_trend(drop: float) -> str:
+    """A last-epoch loss drop (:func:`training_state`) in words: ``"still falling"``,
+    ``"flat"`` (it moved by less than :data:`FLAT_LOSS_DROP`), ``"rising"``, or
+    ``"unknown"`` (NaN: a single epoch)."""
+    if not math.isfinite(drop):
+        return "unknown"
+    if abs(drop) < FLAT_LOSS_DROP:
+        return "flat"
+    return "still falling" if drop > 0 else "rising"

@@ -27,7 +27,7 @@ def _share_label(ax: plt.Axes, share: float) -> None:
     ax.text(
         0.02,
         0.04,
-        f"in parts {share:.2f}",
+        f"in parts {share:.3f}",
         transform=ax.transAxes,
         fontsize=8,
         color="white",

@@ -16,6 +16,8 @@ from prreid_lib.viz.images import image_grid, near_duplicate_grid
 BAR_COLOUR = "#4c72b0"
 STRIP_LENGTH = 8
 """Cameras a camera strip shows at most."""
+STRIP_COLUMNS = 4
+"""Images per row of a camera strip: four of 1.8 in fill the page's width at full size."""
 EXAMPLE_IDENTITIES = 12
 """Identities :func:`identity_examples` shows when the images have no groups."""
 
@@ -45,11 +47,14 @@ def identity_examples(
 
 
 def camera_strip(images: pd.DataFrame, boxes: pd.DataFrame | None = None) -> Figure:
-    """One vehicle's images in a row, one per camera (columns ``path``, ``pid``,
-    ``camid``), at most :data:`STRIP_LENGTH`, each titled with the vehicle and camera."""
+    """One vehicle's images, one per camera (columns ``path``, ``pid``, ``camid``), at most
+    :data:`STRIP_LENGTH` in rows of :data:`STRIP_COLUMNS`, each titled with the vehicle and
+    camera."""
     shown = images.head(STRIP_LENGTH)
     titles = [f"id {p} · camera {c}" for p, c in zip(shown["pid"], shown["camid"], strict=True)]
-    return image_grid(shown["path"].tolist(), boxes=boxes, titles=titles, ncols=STRIP_LENGTH)
+    return image_grid(
+        shown["path"].tolist(), boxes=boxes, titles=titles, ncols=STRIP_COLUMNS, cell_inches=1.8
+    )
 
 
 def pretraining_examples(pre: pd.DataFrame) -> Figure:

@@ -3,6 +3,7 @@
 - :func:`before_after_grid`: the same images twice, with the boxes of one table
   on top and of another below (labels as drawn and as used; detections before
   and after imputation);
+- :func:`part_statistics_figure`: the parts' sizes and how often each is visible;
 - :func:`training_curves`: the detector's losses and held-out mAP per epoch;
 - :func:`ap_per_part_figure`: AP50 and AP50-95 per part;
 - :func:`failure_cases`: the held-out images with the most misses and false
@@ -20,6 +21,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 from prreid_lib.config import PART_NAMES
 from prreid_lib.images import shown_rgb
@@ -28,10 +30,13 @@ from prreid_lib.viz.images import PART_COLOURS, draw_part_boxes
 __all__ = [
     "LOSSES",
     "OUTCOME_STYLES",
+    "PAGE_FONT",
+    "PAGE_WIDTH",
     "ap_per_part_figure",
     "before_after_grid",
     "failure_cases",
     "outcome_boxes",
+    "part_statistics_figure",
     "training_curves",
 ]
 
@@ -39,6 +44,10 @@ LOSSES = ("box_loss", "cls_loss", "dfl_loss")
 """The detector's three training losses, as ultralytics names them in its history."""
 OUTCOME_STYLES = {"hit": "-", "miss": ":", "false": "--"}
 """Line style of a matched box by its outcome: solid hit, dotted miss, dashed false detection."""
+PAGE_WIDTH = 7.2
+"""Inches of a figure that fills the book's text column (about 750 px) at full size."""
+PAGE_FONT = 11
+"""Font size (pt) of the full-width figures: legible at :data:`PAGE_WIDTH`."""
 
 
 def _show_image(ax: plt.Axes, path: str) -> None:
@@ -53,15 +62,22 @@ def before_after_grid(
     cell_width: float = 1.7,
     height: float = 3.8,
     fontsize: float = 8,
+    column_titles: Sequence[str] | None = None,
 ) -> Figure:
     """Two rows of the same images: ``before``'s boxes on top, ``after``'s below.
 
     ``before`` and ``after`` are part box tables keyed by ``path``; each panel is
-    titled by its row's entry of ``titles``. The figure is ``cell_width`` inches per
+    titled by its row's entry of ``titles``, and the top panel of image ``k`` also by
+    ``column_titles[k]`` above it when given. The figure is ``cell_width`` inches per
     image wide and ``height`` inches high.
     """
     if len(paths) == 0:
         raise ValueError("before_after_grid needs at least one image path; none was given")
+    if column_titles is not None and len(column_titles) != len(paths):
+        raise ValueError(
+            f"column_titles: expected one title per image ({len(paths)}), "
+            f"found {len(column_titles)}"
+        )
     fig, axes = plt.subplots(
         2, len(paths), figsize=(cell_width * len(paths), height), squeeze=False
     )
@@ -70,9 +86,59 @@ def before_after_grid(
             ax = axes[row, k]
             _show_image(ax, path)
             draw_part_boxes(ax, table[table["path"] == path])
+            if row == 0 and column_titles is not None:
+                title = f"{column_titles[k]}\n{title}"
             ax.set_title(title, fontsize=fontsize)
             ax.axis("off")
     fig.tight_layout()
+    return fig
+
+
+def part_statistics_figure(boxes: pd.DataFrame, stats: pd.DataFrame) -> Figure:
+    """The parts' sizes and visibility at the page's width, in :data:`PAGE_FONT` pt.
+
+    Top: histograms of the box width and height relative to the image, one colour per
+    part (visible boxes only); bottom: per view, the share of images showing each part.
+    ``boxes`` is an annotation table (``part``, ``x1``..``y2``, ``img_w``, ``img_h``,
+    optional ``visible``); ``stats`` is :func:`prreid_lib.annotate.part_statistics`'s
+    table of the same boxes (its ``visibility`` column, by view and part).
+    """
+    shown = boxes[boxes["visible"].astype(bool)] if "visible" in boxes else boxes
+    parts = [p for p in PART_NAMES if p in set(shown["part"])]
+    fig, axes = plt.subplot_mosaic(
+        [["width", "height"], ["visibility", "visibility"]],
+        figsize=(PAGE_WIDTH, 5.6),
+        layout="constrained",
+    )
+    for part in parts:
+        g = shown[shown["part"] == part]
+        for key, num, den in (("width", "x", "img_w"), ("height", "y", "img_h")):
+            size = (g[f"{num}2"] - g[f"{num}1"]) / g[den]
+            axes[key].hist(size, bins=25, range=(0, 1), alpha=0.6, color=PART_COLOURS[part])
+    vis = stats["visibility"].unstack("part")
+    vis = vis[[p for p in PART_NAMES if p in vis.columns]]
+    vis.plot.bar(
+        ax=axes["visibility"], color=[PART_COLOURS[p] for p in vis.columns], rot=0, legend=False
+    )
+    labels = {
+        "width": ("box width / image width", "boxes"),
+        "height": ("box height / image height", "boxes"),
+        "visibility": ("view", "share of images\nshowing the part"),
+    }
+    for key, (xlabel, ylabel) in labels.items():
+        axes[key].set_xlabel(xlabel, fontsize=PAGE_FONT)
+        axes[key].set_ylabel(ylabel, fontsize=PAGE_FONT)
+        axes[key].tick_params(labelsize=PAGE_FONT)
+    axes["visibility"].set_ylim(0, 1.05)
+    named = [p for p in PART_NAMES if p in parts or p in vis.columns]
+    handles = [Patch(color=PART_COLOURS[p], label=p) for p in named]
+    fig.legend(
+        handles=handles,
+        loc="outside upper center",
+        ncol=len(handles),
+        frameon=False,
+        fontsize=PAGE_FONT,
+    )
     return fig
 
 

@@ -1,5 +1,5 @@
-"""Chapter 7's figures: the part gain by where the identity cue lies, and against the
-baseline's strength.
+"""Chapter 7's figures: part-regularized minus baseline by where the identity cue lies,
+and against the baseline's strength.
 
 Both take the tables of :mod:`prreid_lib.studies.resolution` and return a
 matplotlib figure; the chapter shows it.
@@ -19,8 +19,8 @@ MAP_COLOUR = "#dd8452"
 
 
 def gain_by_cue_figure(gains: pd.DataFrame, margin: float, n_seeds: int) -> Figure:
-    """Bars of the part gain (``gain CMC@1`` with ``margin`` as its error bar, and
-    ``gain mAP``) at each share of the identity cue outside the parts (the index of
+    """Bars of part-regularized minus baseline (``gain CMC@1`` with ``margin`` as its error
+    bar, and ``gain mAP``) at each share of the identity cue outside the parts (the index of
     ``gains``); the legend says the bars are two standard errors over ``n_seeds`` seeds.
     An unknown ``margin`` (NaN) draws no error bar."""
     fig, ax = plt.subplots(figsize=(5, 3))
@@ -49,9 +49,10 @@ def gain_vs_strength_figure(
     strength: pd.DataFrame, noise: float, oracle: Mapping[str, float] | None = None
 ) -> Figure:
     """One point per setting of ``strength`` (columns ``baseline CMC@1``, ``gain CMC@1``,
-    ``seed std``, ``seeds``): the part gain against the baseline's CMC@1, with the seed
-    std as error bar where the setting has several seeds, else ``noise``; a dotted line
-    at the ``CMC@1`` of the make-model-colour ``oracle`` when there is one."""
+    ``seed std``, ``seeds``): part-regularized minus baseline against the baseline's
+    CMC@1, with the seed std as error bar where the setting has several seeds, else
+    ``noise``; a dotted line at the ``CMC@1`` of the make-model-colour ``oracle`` when
+    there is one."""
     fig, ax = plt.subplots(figsize=(6, 3.4))
     for label, row in strength.iterrows():
         n = int(row["seeds"])
