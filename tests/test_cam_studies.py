@@ -168,9 +168,7 @@ def test_share_shift_reads_the_paired_difference_by_the_one_rule(full, start):
     base = [0.3, 0.31, 0.4, 0.5, 0.35, 0.45]
     shift = sc.share_shift(hand_made(base, full, [0.3] * 6), seed=0)
     assert shift.words.startswith(start)
-    assert shift.words.endswith("within the noise") == (
-        start == "did not move it measurably"
-    )
+    assert shift.words.endswith("within the noise") == (start == "did not move it measurably")
     assert shift.moved.mean == pytest.approx(np.mean(full) - np.mean(base))
     assert shift.verdict.difference == pytest.approx(shift.moved.mean)
     image_sd = np.std(np.subtract(full, base), ddof=1)
