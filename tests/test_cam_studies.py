@@ -169,6 +169,8 @@ def test_share_shift_reads_the_paired_difference_by_the_one_rule(full, start):
     shift = sc.share_shift(hand_made(base, full, [0.3] * 6), seed=0)
     assert shift.words.startswith(start)
     assert shift.words.endswith("within the noise") == (start == "did not move it measurably")
+    # a shift beyond the images' noise says that one training per model leaves out the seeds
+    assert ("spread over training seeds" in shift.words) == (start != "did not move it measurably")
     assert shift.moved.mean == pytest.approx(np.mean(full) - np.mean(base))
     assert shift.verdict.difference == pytest.approx(shift.moved.mean)
     image_sd = np.std(np.subtract(full, base), ddof=1)

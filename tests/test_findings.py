@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 
-from prreid_lib.paper_tables import LABELS
 from prreid_lib.studies import findings
-from prreid_lib.studies.variants import BASELINE, FULL
 
 
-def _headline(base: float, full: float, sd: float, seeds: int = 3) -> pd.DataFrame:
-    return pd.DataFrame(
-        {"CMC@1": [base, full], "CMC@1 std over seeds": [sd, sd], "seeds": [seeds, seeds]},
-        index=[LABELS[BASELINE], LABELS[FULL]],
-    )
+def _ch04(base: float, full: float, margin: float | None, seeds: int = 3) -> dict:
+    glued = {"ch04_base_cmc1": base, "ch04_pr_cmc1": full, "ch04_gain_cmc1": full - base,
+             "ch04_n_seeds": seeds}  # fmt: skip
+    return glued | ({"ch04_gain_margin": margin} if margin is not None else {})
 
 
-def test_the_headline_standard_error_comes_from_both_seed_spreads():
-    verdict = findings.headline_verdict(_headline(0.233, 0.198, 0.006))
-    assert verdict.difference == pytest.approx(-0.035)
-    assert verdict.se == pytest.approx((2 * 0.006**2 / 3) ** 0.5)
+def test_the_headline_reads_the_noise_as_chapter_4_glued_it():
+    verdict = findings.headline_verdict(_ch04(0.229, 0.199, 0.024))
+    assert verdict.difference == pytest.approx(-0.030)
+    assert verdict.se == pytest.approx(0.012)  # the margin is two standard errors
+    assert verdict.ratio == pytest.approx(2.5)
     assert verdict.beyond
 
 
@@ -33,20 +30,20 @@ def test_the_headline_standard_error_comes_from_both_seed_spreads():
     ],
 )
 def test_the_headline_words_follow_sign_and_noise(base, full, lead):
-    text, _ = findings.headline_sentence(_headline(base, full, 0.006))
+    text, _ = findings.headline_sentence(_ch04(base, full, 0.017))
     assert lead in text
     assert f"{full:.3f} against {base:.3f}" in text
 
 
 def test_one_seed_leaves_the_noise_unknown_and_says_so():
-    text, verdict = findings.headline_sentence(_headline(0.233, 0.198, float("nan"), seeds=1))
+    text, verdict = findings.headline_sentence(_ch04(0.233, 0.198, None, seeds=1))
     assert not verdict.known
     assert "did not differ" not in text and "lost" not in text
     assert "cannot be compared with the noise" in text
 
 
 def test_a_chapter_that_did_not_run_is_named():
-    found = findings.book_findings({}, {})
+    found = findings.book_findings({})
     assert "0.645" in found.paper and "0.742" in found.paper
     for text in (found.headline, found.ordering, found.cam, found.locality, found.training):
         assert text.startswith("Chapter ") and "has not run" in text

@@ -226,12 +226,17 @@ class ShareShift:
 
 def shift_words(verdict: Verdict) -> str:
     """A phrase for a paired difference in the share inside the part boxes: whether it
-    moved the map towards the parts, away from them, or not measurably."""
+    moved the map towards the parts, away from them, or not measurably. A shift beyond the
+    noise is stated with its size and the limit of its noise: a bootstrap over the images
+    of one training per model, which leaves out the spread over training seeds."""
     if not verdict.beyond:
         return f"did not move it measurably: the difference {verdict.words()}"
-    if verdict.difference > 0:
-        return f"moved it towards the parts: the difference {verdict.words()}"
-    return f"moved it away from the parts: the difference {verdict.words()}"
+    where = "towards" if verdict.difference > 0 else "away from"
+    return (
+        f"moved it {where} the parts by {abs(verdict.difference):.3f}: the difference "
+        f"{verdict.words()} of the images; with one training per model, the spread over "
+        "training seeds is not in that standard error"
+    )
 
 
 def share_shift(

@@ -1,29 +1,24 @@
 """The book's findings: what the chapters of one build measured, in sentences.
 
 The findings page quotes the chapters, never recomputes a model: it reads the
-values each chapter glued (:func:`prreid_lib.glued.load_glued`) and the tables it
-saved (:func:`prreid_lib.results.load_tables`) in the build's ``output_dir``, and
-turns them into sentences whose words follow the numbers (a loss is called a loss).
+values each chapter glued (:func:`prreid_lib.glued.load_glued`) in the build's
+``output_dir`` and turns them into sentences whose words follow the numbers (a loss
+is called a loss), reading the noise exactly as the chapters do.
 A chapter that did not run in that folder gives a sentence that says so.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from prreid_lib.glued import load_glued
-from prreid_lib.paper_tables import LABELS, ablation_table
-from prreid_lib.results import load_tables
+from prreid_lib.paper_tables import ablation_table
 from prreid_lib.studies.variants import BASELINE, FULL
-from prreid_lib.uncertainty import Verdict
+from prreid_lib.uncertainty import MARGIN_SE, Verdict
 
-HEADLINE_TABLE = "ch04_baseline_vs_parts"
 NOT_RUN = "Chapter {chapter} has not run into this build's folder, so there is nothing to report."
 
 
@@ -43,6 +38,11 @@ class Findings:
     detector: str
 
 
+def _has_numbers(glued: Mapping[str, Any], keys: Sequence[str]) -> bool:
+    """Whether a chapter glued a number under each of ``keys``."""
+    return all(isinstance(glued.get(k), int | float) for k in keys)
+
+
 def paper_claim() -> str:
     """What the paper reports for part regularization (Table 4, VehicleID, large test set)."""
     table = ablation_table()
@@ -54,24 +54,23 @@ def paper_claim() -> str:
     )
 
 
-def headline_verdict(table: pd.DataFrame) -> Verdict:
-    """Part-regularized minus baseline CMC@1 of chapter 4's saved table (means over seeds),
-    with the standard error from the seed spreads: ``sqrt(s_b**2 / n_b + s_p**2 / n_p)``."""
-    rows = {key: table.loc[LABELS[key]] for key in (BASELINE, FULL)}
-    n = {key: int(row["seeds"]) for key, row in rows.items()}
-    sd = {key: float(row["CMC@1 std over seeds"]) for key, row in rows.items()}
-    known = all(n[k] > 1 and math.isfinite(sd[k]) for k in rows)
-    se = math.sqrt(sum(sd[k] ** 2 / n[k] for k in rows)) if known else float("nan")
-    difference = float(rows[FULL]["CMC@1"]) - float(rows[BASELINE]["CMC@1"])
-    return Verdict(difference, se, f"seed spread over {n[BASELINE]} and {n[FULL]} seeds")
+def headline_verdict(ch04: Mapping[str, Any]) -> Verdict | None:
+    """Chapter 4's verdict on part-regularized minus baseline CMC@1, rebuilt from what it
+    glued (the difference and its margin of two standard errors), so this page reads the
+    noise exactly as chapter 4 does; None when chapter 4 did not run."""
+    if not _has_numbers(ch04, ("ch04_gain_cmc1", "ch04_n_seeds")):
+        return None
+    margin = ch04.get("ch04_gain_margin")
+    se = margin / MARGIN_SE if isinstance(margin, int | float) else float("nan")
+    n = ch04["ch04_n_seeds"]
+    return Verdict(float(ch04["ch04_gain_cmc1"]), se, f"seed spread over {n} and {n} seeds")
 
 
-def headline_sentence(table: pd.DataFrame) -> tuple[str, Verdict]:
+def headline_sentence(ch04: Mapping[str, Any]) -> tuple[str, Verdict | None]:
     """Chapter 4's result in one sentence: who won, by how much, against which noise."""
-    verdict = headline_verdict(table)
-    base = float(table.loc[LABELS[BASELINE], "CMC@1"])
-    full = float(table.loc[LABELS[FULL], "CMC@1"])
-    n = int(table.loc[LABELS[BASELINE], "seeds"])
+    verdict = headline_verdict(ch04)
+    if verdict is None or not _has_numbers(ch04, ("ch04_base_cmc1", "ch04_pr_cmc1")):
+        return NOT_RUN.format(chapter=4), None
     if not verdict.known:
         lead = "The part-regularized model against the baseline, noise unknown"
     elif verdict.beyond:
@@ -80,9 +79,9 @@ def headline_sentence(table: pd.DataFrame) -> tuple[str, Verdict]:
     else:
         lead = "The part-regularized model and the baseline did not differ beyond the noise"
     return (
-        f"{lead}: CMC@1 {full:.3f} against {base:.3f} on the largest VehicleID test set (means "
-        f"over {n} training seeds). The difference, {verdict.difference:+.3f}, "
-        f"{verdict.words()}.",
+        f"{lead}: CMC@1 {ch04['ch04_pr_cmc1']:.3f} against {ch04['ch04_base_cmc1']:.3f} on the "
+        f"largest VehicleID test set (means over {ch04['ch04_n_seeds']} training seeds). The "
+        f"difference, {verdict.difference:+.3f}, {verdict.words()}.",
         verdict,
     )
 
@@ -109,7 +108,7 @@ def ordering_sentence(ch06: Mapping[str, Any]) -> str:
 def cam_sentence(ch08: Mapping[str, Any]) -> str:
     """Chapter 8's share of the activation inside the part boxes, against a uniform map."""
     keys = ("ch08_share_base", "ch08_share_pr", "ch08_area_share", "ch08_share_diff")
-    if not all(isinstance(ch08.get(k), int | float) for k in keys):
+    if not _has_numbers(ch08, keys):
         return NOT_RUN.format(chapter=8)
     verdict = ch08.get("ch08_share_verdict", "")
     text = (
@@ -130,17 +129,22 @@ def locality_sentence(ch07: Mapping[str, Any]) -> str:
     parts = ("window", "light", "brand")
     keys = ["ch07_loc_size", "ch07_loc_grid"]
     keys += [f"ch07_loc_{p}_{w}" for p in parts for w in ("box", "cells", "erf")]
-    if not all(isinstance(ch07.get(k), int | float) for k in keys):
+    if not _has_numbers(ch07, keys):
         return NOT_RUN.format(chapter=7)
     ratios = [ch07[f"ch07_loc_{p}_cells"] / ch07[f"ch07_loc_{p}_box"] for p in parts]
     erf = ", ".join(f"{p} {ch07[f'ch07_loc_{p}_erf']:.3f}" for p in parts)
     size, grid = ch07["ch07_loc_size"], ch07["ch07_loc_grid"]
-    return (
+    text = (
         f"At {size} px the last stage is a {grid} x {grid} grid: the cells a part's feature "
         f"pools cover {min(ratios):.1f} to {max(ratios):.1f} times the share of the image its "
         f"box covers, and the share of each part feature's effective receptive field that lies "
-        f"inside its box is {erf}."
+        f"inside its box is {erf}"
     )
+    large = [ch07.get("ch07_loc_large_size")] + [ch07.get(f"ch07_loc_{p}_erf_large") for p in parts]
+    if all(isinstance(v, int | float) for v in large):
+        shares = ", ".join(f"{p} {v:.3f}" for p, v in zip(parts, large[1:], strict=True))
+        text += f"; at {large[0]} px, {shares}"
+    return text + "."
 
 
 def training_sentence(ch04: Mapping[str, Any]) -> str:
@@ -168,14 +172,9 @@ def detector_sentence(ch03: Mapping[str, Any]) -> str:
     return text + "."
 
 
-def book_findings(
-    glued: Mapping[str, Mapping[str, Any]], tables: Mapping[str, pd.DataFrame]
-) -> Findings:
-    """Every sentence of the findings page from one build's glued values and tables."""
-    if HEADLINE_TABLE in tables:
-        headline, verdict = headline_sentence(tables[HEADLINE_TABLE])
-    else:
-        headline, verdict = NOT_RUN.format(chapter=4), None
+def book_findings(glued: Mapping[str, Mapping[str, Any]]) -> Findings:
+    """Every sentence of the findings page from one build's glued values, by chapter."""
+    headline, verdict = headline_sentence(glued.get("04_training", {}))
     ch07 = glued.get("07_resolution", {})
     return Findings(
         paper=paper_claim(),
@@ -193,4 +192,4 @@ def book_findings(
 
 def load_findings(output_dir: str | Path) -> Findings:
     """:func:`book_findings` of the build whose chapters wrote to ``output_dir``."""
-    return book_findings(load_glued(output_dir), load_tables(output_dir))
+    return book_findings(load_glued(output_dir))
