@@ -114,6 +114,8 @@ class Verdict:
         if not self.known:
             return f"cannot be compared with the noise ({self.basis})"
         ratio = "more than 100" if self.ratio > 100 else f"{self.ratio:.1f}"
+        if ratio == f"{MARGIN_SE:.1f}":  # 1.96 or 2.04: one decimal would hide the verdict
+            ratio = f"{self.ratio:.2f}"
         if self.beyond:
             return f"is {ratio} times its standard error ({self.basis}): beyond the noise"
         return f"is {ratio} times its standard error ({self.basis}): within the noise"

@@ -153,3 +153,17 @@ def test_ordering_counts_held_reversed_and_unresolved_pairs():
     )
     unknown = ordering_against(paper, ours, reference_sd=None)
     assert unknown.held == () and len(unknown.unresolved) == 5
+
+
+def test_a_ratio_next_to_the_threshold_shows_the_side_it_falls_on():
+    from prreid_lib.uncertainty import Verdict
+
+    within = Verdict(-0.0198, 0.01, "seed spread over 3 and 3 seeds")
+    beyond = Verdict(0.0204, 0.01, "seed spread over 3 and 3 seeds")
+    assert within.words().startswith("is 1.98 times") and within.words().endswith(
+        "within the noise"
+    )
+    assert beyond.words().startswith("is 2.04 times") and beyond.words().endswith(
+        "beyond the noise"
+    )
+    assert Verdict(0.031, 0.01, "x").words().startswith("is 3.1 times")
