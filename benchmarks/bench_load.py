@@ -88,7 +88,9 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=2, help="torch threads of the detector")
     parser.add_argument("--policies", nargs="+", default=["auto", "default", "PASSIVE"])
-    parser.add_argument("--runs", default="/tmp/prreid-load-runs")
+    parser.add_argument(
+        "--runs", default="/tmp/prreid-load-runs", help="folder for the detector's training runs"
+    )
     parser.add_argument("--out", default=str(RESULTS / "load_slowdown.csv"))
     args = parser.parse_args()
     rows = []

@@ -85,8 +85,6 @@ def _write(path: Path) -> None:
 
 def _jsonable(value: Any) -> Any:
     """``value`` as JSON can hold it: numbers as numbers (NaN as null), the rest as text."""
-    if isinstance(value, np.generic):
-        value = value.item()  # numpy scalars as Python's
     if isinstance(value, bool | str) or value is None:
         return value
     if isinstance(value, numbers.Integral):
