@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from prreid_lib.errors import PrreidError
+from prreid_lib.heap import heap_reuse_for_children
 from prreid_lib.memory import PeakChildMemory
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -164,6 +165,16 @@ def quiet_kernel_arguments() -> Iterator[list[str]]:
         yield [f"--config={path}"]
 
 
+def largest_step(profile: str) -> tuple[int, int]:
+    """The largest batch size and input size any training of ``profile`` uses (chapter 7
+    trains at its study's input sizes), for :func:`~prreid_lib.heap.heap_reuse_for_children`."""
+    from prreid_lib.config import get_profile
+
+    prof = get_profile(profile)
+    batch = max(prof.train.batch_size, prof.pretrain.batch_size if prof.pretrain else 0)
+    return batch, max(prof.train.input_size, *prof.study.input_sizes)
+
+
 def run_chapters(
     params: ChapterParameters,
     chapters: Sequence[Path] | None = None,
@@ -184,7 +195,7 @@ def run_chapters(
     rows: list[dict[str, object]] = []
     for notebook in chapters:
         pd.DataFrame(rows, columns=columns).to_csv(timings_csv, index=False)
-        with PeakChildMemory() as memory:
+        with heap_reuse_for_children(*largest_step(params.profile)), PeakChildMemory() as memory:
             seconds = run_chapter(notebook, generated_dir / notebook.name, params, cwd=cwd)
         rows.append(
             {"chapter": notebook.stem, "seconds": round(seconds, 1),

@@ -38,6 +38,7 @@ from prreid_lib import distributed as dist
 from prreid_lib.cache import atomic_write_text, file_digest, write_json
 from prreid_lib.config import PART_NAMES, TrainConfig
 from prreid_lib.errors import PrreidError
+from prreid_lib.heap import keep_freed_memory
 from prreid_lib.losses import ReIDLoss
 from prreid_lib.model import PartRegularizedReID
 from prreid_lib.parts import boxes_to_masks, read_part_boxes
@@ -390,6 +391,8 @@ def train_reid(
             )
         return runs.load_result(out_dir)
     dev = dist.local_device(device)
+    if dev.type == "cpu":  # large steps: keep freed memory for the next step (prreid_lib.heap)
+        keep_freed_memory(cfg.batch_size, cfg.input_size)
     seed_everything(seed)
     cache = cache_dir if cache_dir is not None else default_cache_dir()
     boxes = part_boxes if plan.parts else None

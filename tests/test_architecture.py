@@ -35,6 +35,7 @@ RANK: dict[str, int] = {
     "prreid_lib.book_timing": 0,
     "prreid_lib.glued": 0,
     "prreid_lib.cpu_share": 0,
+    "prreid_lib.heap": 0,
     "prreid_lib.memory": 0,
     "prreid_lib.cache": 0,
     "prreid_lib.config": 0,
