@@ -3,11 +3,13 @@
 glibc's ``malloc`` serves every block above its mmap threshold (at most 32 MiB) with
 a fresh ``mmap`` and returns it to the kernel when it is freed. A ResNet-50 step at
 256 px on a batch of 64 allocates and frees tensors of 64-256 MiB by the hundred,
-so every step touches gigabytes of new pages; on a virtual machine, where a page the
-guest gave back costs a fault on the host when it is touched again, one such step
-took 75-90 s instead of 23-30 s once freed memory stayed in the process
-(``benchmarks/results/paper_check.md``). The ``quick`` profile's tensors (64 px,
-batch 32) stay below the threshold and are not affected.
+so every step touches gigabytes of pages new to the process. On a virtual machine,
+where a page the guest gave back is slow to touch again, such a step took 57-82 s,
+and 29-30 s once freed memory stayed in the process
+(``benchmarks/results/heap_reuse.csv``, ``benchmarks/bench_heap.py``; the
+``paper-check`` book went from 28.1 to 18.6 minutes, ``paper_check.md`` there). The
+``quick`` profile's tensors (64 px, batch 32) stay below the threshold and are not
+affected.
 
 :func:`heap_reuse_needed` says whether a training configuration's tensors cross the
 threshold, :func:`keep_freed_memory` changes the running process (``mallopt``), and

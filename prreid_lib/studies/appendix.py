@@ -157,6 +157,10 @@ BENCHMARK_VIEWS: dict[str, BenchmarkView] = {
         "Each student notebook run alone in an empty folder (time and disk)",
         ("chapter", "profile", "seconds", "runs_mib", "cache_mib", "date"),
     ),
+    "heap_reuse.csv": BenchmarkView(
+        "A ResNet-50 step at 256 px with glibc's malloc as it comes and with freed memory kept",
+        ("setting", "step", "seconds", "peak_gib", "minor_faults", "date"),
+    ),
     "image_cache.csv": BenchmarkView(
         "The decoded image cache on a large set (speed and memory)",
         ("mode", "n_images", "decode_img_per_s", "epoch_read_s", "peak_rss_mib", "peak_anon_mib"),
