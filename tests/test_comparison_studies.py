@@ -20,6 +20,7 @@ from prreid_lib.studies import (
     LABELS,
     PAPER_LABEL,
     Variant,
+    ablation,
     comparison,
 )
 from prreid_lib.studies.variants import loss_trend, training_state
@@ -245,10 +246,10 @@ def test_labelled_histories_name_each_run_by_its_label():
 
 
 def test_ablation_variants_leave_out_the_parts_only_row_without_test_part_boxes():
-    assert comparison.ablation_variants(SimpleNamespace(test_part_boxes=pd.DataFrame())) == (
+    assert ablation.ablation_variants(SimpleNamespace(test_part_boxes=pd.DataFrame())) == (
         ABLATION_VARIANTS
     )
-    without = comparison.ablation_variants(SimpleNamespace(test_part_boxes=None))
+    without = ablation.ablation_variants(SimpleNamespace(test_part_boxes=None))
     assert Variant.PARTS_ONLY not in without and len(without) == len(ABLATION_VARIANTS) - 1
 
 
@@ -262,7 +263,7 @@ def ours_summary() -> pd.DataFrame:
 
 def test_ablation_table_joins_ours_to_the_papers_rows_by_key_in_our_order():
     variants = [FULL, Variant.GLOBAL_WINDOW, BASELINE]
-    table = comparison.ablation_table(ours_summary(), variants, OURS)
+    table = ablation.ablation_table(ours_summary(), variants, OURS)
     assert list(table.index) == variants
     assert list(table.columns) == [
         f"{PAPER_LABEL} CMC@1",
@@ -283,8 +284,8 @@ def test_ablation_table_joins_ours_to_the_papers_rows_by_key_in_our_order():
 
 def test_changes_over_baseline_drop_the_baseline_and_name_rows_as_the_paper():
     variants = [FULL, Variant.GLOBAL_WINDOW, BASELINE]
-    table = comparison.ablation_table(ours_summary(), variants, OURS)
-    changes = comparison.changes_over_baseline(table, OURS)
+    table = ablation.ablation_table(ours_summary(), variants, OURS)
+    changes = ablation.changes_over_baseline(table, OURS)
     assert list(changes.columns) == [PAPER_LABEL, OURS]
     assert list(changes.index) == [LABELS[FULL], LABELS[Variant.GLOBAL_WINDOW]]
     assert changes[OURS].tolist() == pytest.approx([0.15, 0.05])
@@ -315,7 +316,7 @@ def recipes_table() -> pd.DataFrame:
 
 def test_recipe_comparison_sets_the_chosen_seeds_pair_beside_the_strong_one(monkeypatch):
     strong = pd.DataFrame(
-        {c: [0.2, 0.4] for c in comparison.RECIPE_COLUMNS}, index=list(comparison.STRONG_PAIR)
+        {c: [0.2, 0.4] for c in ablation.RECIPE_COLUMNS}, index=list(ablation.STRONG_PAIR)
     )
     seen = {}
 
@@ -323,44 +324,44 @@ def test_recipe_comparison_sets_the_chosen_seeds_pair_beside_the_strong_one(monk
         seen.update(variants=variants, **kw)
         return strong
 
-    monkeypatch.setattr(comparison, "compare_variants", fake_compare)
+    monkeypatch.setattr(ablation, "compare_variants", fake_compare)
     runs = pd.concat([per_seed_table(), per_seed_table()]).assign(**{"train seconds": 5.0})
     runs["seed"] = [0, 1, 0, 1, 2, 3, 2, 3]
-    recipes = comparison.recipe_comparison(SimpleNamespace(), runs, seed=1, eval_seed=4)
+    recipes = ablation.recipe_comparison(SimpleNamespace(), runs, seed=1, eval_seed=4)
     assert all(v["recipe"] == "strong" for v in seen["variants"].values())
     assert seen["seed"] == 1 and seen["eval_seed"] == 4
     assert list(recipes.index) == [BASELINE, FULL, "strong baseline", "strong + parts"]
-    assert list(recipes.columns) == comparison.RECIPE_COLUMNS
+    assert list(recipes.columns) == ablation.RECIPE_COLUMNS
     assert recipes["CMC@1"].tolist()[:2] == [0.34, 0.60]  # seed 1's rows
 
 
 def test_recipe_verdicts_read_each_gain_against_the_paper_recipes_spread():
-    v = comparison.recipe_verdicts(recipes_table(), noise=0.02)  # se: sqrt(2) * 0.02
+    v = ablation.recipe_verdicts(recipes_table(), noise=0.02)  # se: sqrt(2) * 0.02
     assert v.paper_gain == pytest.approx(0.04)
     assert v.strong_gain == pytest.approx(0.20)
     assert v.strong_vs_plain == "below"
     assert v.paper_verdict.endswith("within the noise")  # 1.4 standard errors
     assert v.strong_verdict.endswith("beyond the noise")  # 7.1 standard errors
-    unknown = comparison.recipe_verdicts(recipes_table(), noise=float("nan"))
+    unknown = ablation.recipe_verdicts(recipes_table(), noise=float("nan"))
     assert unknown.paper_verdict.startswith("cannot be compared with the noise")
 
 
 def test_variant_verdict_takes_the_seed_spread_of_one_training_for_single_seeds():
     one_seed = pd.DataFrame({"CMC@1": [0.20, 0.26]}, index=[BASELINE, Variant.GLOBAL_WINDOW])
-    v = comparison.variant_verdict(one_seed, Variant.GLOBAL_WINDOW, noise=0.01)
+    v = ablation.variant_verdict(one_seed, Variant.GLOBAL_WINDOW, noise=0.01)
     assert v.difference == pytest.approx(0.06)
     assert v.se == pytest.approx(math.sqrt(2) * 0.01)
     assert v.beyond and "two single trainings" in v.basis
-    unknown = comparison.variant_verdict(one_seed, Variant.GLOBAL_WINDOW, noise=float("nan"))
+    unknown = ablation.variant_verdict(one_seed, Variant.GLOBAL_WINDOW, noise=float("nan"))
     assert not unknown.known
-    two_seeds = comparison.variant_verdict(per_seed_table(), FULL, noise=1.0)  # own spread
+    two_seeds = ablation.variant_verdict(per_seed_table(), FULL, noise=1.0)  # own spread
     assert two_seeds.basis == "seed spread over 2 and 2 seeds"
     assert two_seeds.difference == pytest.approx(0.23)
 
 
 def test_ordering_text_states_the_correlation_the_counts_and_what_they_say():
     order = Ordering(("a > b",), ("c > d", "e > f"), ("g vs h",) * 3, 0.4312, 0.02)
-    text = comparison.ordering_text(order)
+    text = ablation.ordering_text(order)
     assert text.startswith(
         "The Spearman rank correlation of our CMC@1 with the paper's Table 4 is 0.431 "
     )
@@ -371,10 +372,10 @@ def test_ordering_text_states_the_correlation_the_counts_and_what_they_say():
     assert text.endswith(
         "more of the resolved orderings contradict the paper's than agree with it."
     )
-    agree = comparison.ordering_text(Ordering(("a > b", "c > d"), (), ("e vs f",), 0.9, 0.02))
+    agree = ablation.ordering_text(Ordering(("a > b", "c > d"), (), ("e vs f",), 0.9, 0.02))
     assert agree.endswith("every ordering this data resolves agrees with the paper's.")
     assert "1 is unresolved" in agree
-    none = comparison.ordering_text(Ordering((), (), ("a vs b",), float("nan"), float("nan")))
+    none = ablation.ordering_text(Ordering((), (), ("a vs b",), float("nan"), float("nan")))
     assert "cannot be computed" in none and "(the noise is unknown)" in none
     assert none.endswith("this data neither confirms nor contradicts any of them.")
 

@@ -17,6 +17,8 @@ from prreid_lib import evaluate
 from prreid_lib.metrics import ReIDResult
 from prreid_lib.paper_tables import LABELS, PAPER_LABEL
 from prreid_lib.studies import evaluation as ev
+from prreid_lib.studies import rank_lists as rl
+from prreid_lib.studies import veri_evaluation as ve
 from prreid_lib.studies.variants import BASELINE, FULL
 from prreid_lib.viz.evaluation import paired_rank_list_figure
 
@@ -138,7 +140,7 @@ def veri_results(mAP: float, with_tracks: bool = True) -> dict[str, ReIDResult]:
 
 
 def test_veri_table_puts_the_papers_map_under_the_track_protocol():
-    table = ev.veri_table(
+    table = ve.veri_table(
         {BASELINE: veri_results(0.2), FULL: veri_results(0.3)}, ours=OURS, paper=PAPER_LABEL
     )
     paper = table[f"{PAPER_LABEL}: part-regularized"]
@@ -153,14 +155,14 @@ def test_veri_table_puts_the_papers_map_under_the_track_protocol():
 
 def test_veri_table_without_tracks_leaves_our_track_figures_empty():
     results = {BASELINE: veri_results(0.2, False), FULL: veri_results(0.3, False)}
-    table = ev.veri_table(results, ours=OURS, paper=PAPER_LABEL)
+    table = ve.veri_table(results, ours=OURS, paper=PAPER_LABEL)
     assert table.loc[["HIT@1", "HIT@5"], f"{OURS}: baseline"].isna().all()
     assert table.loc["mAP (image-to-image)", f"{OURS}: part-regularized"] == pytest.approx(0.3)
 
 
 def test_veri_title_says_when_the_test_is_cross_set():
-    assert "VehicleID training set (a cross-set test)**" in ev.veri_title("vehicleid")
-    own = ev.veri_title("veri776")
+    assert "VehicleID training set (a cross-set test)**" in ve.veri_title("vehicleid")
+    own = ve.veri_title("veri776")
     assert "VeRi-776 training set**" in own and "cross-set" not in own
 
 
@@ -171,10 +173,10 @@ def veri_stand_in(veri_train: str = "vehicleid", veri: object = "test set") -> S
 
 
 def test_veri_comparison_without_veri776_skips_and_says_so(monkeypatch):
-    monkeypatch.setattr(ev, "train_variants", lambda *a, **k: pytest.fail("trained"))
-    assert ev.veri_comparison(veri_stand_in(veri=None)) is None
-    assert ev.veri_map(None, FULL) == "n/a"
-    assert "skipped" in ev.VERI_SKIPPED
+    monkeypatch.setattr(ve, "train_variants", lambda *a, **k: pytest.fail("trained"))
+    assert ve.veri_comparison(veri_stand_in(veri=None)) is None
+    assert ve.veri_map(None, FULL) == "n/a"
+    assert "skipped" in ve.VERI_SKIPPED
 
 
 @pytest.mark.parametrize(("train_on", "expected"), [(None, "vehicleid"), ("veri776", "veri776")])
@@ -186,35 +188,35 @@ def test_veri_comparison_trains_on_the_chosen_set(monkeypatch, train_on, expecte
         return {name: SimpleNamespace(model=name) for name in variants}
 
     maps = {BASELINE: 0.2, FULL: 0.3}
-    monkeypatch.setattr(ev, "train_variants", fake_train)
-    monkeypatch.setattr(ev, "evaluate_veri", lambda model, veri: veri_results(maps[model]))
-    veri = ev.veri_comparison(veri_stand_in(), train_on=train_on)
+    monkeypatch.setattr(ve, "train_variants", fake_train)
+    monkeypatch.setattr(ve, "evaluate_veri", lambda model, veri: veri_results(maps[model]))
+    veri = ve.veri_comparison(veri_stand_in(), train_on=train_on)
     assert trained == [expected] and veri.train_on == expected
     assert list(veri.runs) == [BASELINE, FULL]
-    assert ev.veri_map(veri, FULL) == pytest.approx(0.3)
+    assert ve.veri_map(veri, FULL) == pytest.approx(0.3)
     assert veri.table.loc["mAP (image-to-image)", f"{OURS}: baseline"] == pytest.approx(0.2)
     assert ("cross-set" in veri.title) == (expected == "vehicleid")
 
 
-def comparison_of(table: pd.DataFrame) -> ev.VeriComparison:
-    return ev.VeriComparison(
+def comparison_of(table: pd.DataFrame) -> ve.VeriComparison:
+    return ve.VeriComparison(
         runs={}, results={}, test=None, train_on="vehicleid", ours=OURS, table=table
     )
 
 
 def test_veri_reading_says_both_differences_cannot_be_compared_with_the_noise():
     results = {BASELINE: veri_results(0.25), FULL: veri_results(0.2)}
-    table = ev.veri_table(results, ours=OURS, paper=PAPER_LABEL)
-    reading = ev.veri_reading(comparison_of(table))
+    table = ve.veri_table(results, ours=OURS, paper=PAPER_LABEL)
+    reading = ve.veri_reading(comparison_of(table))
     assert reading.startswith(
         "Part-regularized minus baseline is -0.050 in image-to-image mAP and -0.050 in "
         "image-to-track mAP; each cannot be compared with the noise ("
     )
-    assert ev.VERI_NOISE_BASIS in reading
+    assert ve.VERI_NOISE_BASIS in reading
     no_tracks = {BASELINE: veri_results(0.25, False), FULL: veri_results(0.2, False)}
-    alone = ev.veri_reading(comparison_of(ev.veri_table(no_tracks, ours=OURS, paper=PAPER_LABEL)))
+    alone = ve.veri_reading(comparison_of(ve.veri_table(no_tracks, ours=OURS, paper=PAPER_LABEL)))
     assert "image-to-track" not in alone and "; it cannot be compared" in alone
-    assert "no VeRi-776 test set" in ev.veri_reading(None)
+    assert "no VeRi-776 test set" in ve.veri_reading(None)
 
 
 # ----------------------------------------------------------------------------- rank lists
@@ -224,7 +226,7 @@ def test_top_matches_leaves_out_same_camera_images_of_the_query_vehicle():
     query = pd.DataFrame({"pid": [1, 2], "camid": [0, 0]})
     gallery = pd.DataFrame({"pid": [1, 1, 3, 2, 1], "camid": [0, 1, 1, 1, 2]})
     distmat = np.array([[0.1, 0.5, 0.3, 0.3, 0.9], [0.2, 0.2, 0.2, 0.1, 0.2]])
-    ranked, is_match = ev.top_matches(distmat, query, gallery, 3)
+    ranked, is_match = rl.top_matches(distmat, query, gallery, 3)
     # query 0: item 0 is junk (vehicle 1, camera 0); ties (2, 3) by gallery index
     assert ranked.tolist() == [[2, 3, 1], [3, 0, 1]]
     assert is_match.tolist() == [[False, False, True], [True, False, False]]
@@ -237,7 +239,7 @@ def rank_list_setup(monkeypatch, root: Path) -> tuple[dict, SimpleNamespace]:
         "a": torch.tensor([[0.0], [5.0], [9.0], [1.0], [2.0], [4.0]]),
         "b": torch.tensor([[0.0], [5.0], [9.0], [4.0], [1.0], [2.0]]),
     }
-    monkeypatch.setattr(ev, "image_features", lambda model, frame: feats[model][frame.index])
+    monkeypatch.setattr(rl, "image_features", lambda model, frame: feats[model][frame.index])
     query = pd.DataFrame({"path": ["q0", "q1", "q2"], "pid": [1, 2, 3], "camid": [0, 0, 0]})
     gallery = pd.DataFrame(
         {"path": ["g0", "g1", "g2"], "pid": [1, 2, 1], "camid": [1, 1, 0]}, index=[3, 4, 5]
@@ -248,7 +250,7 @@ def rank_list_setup(monkeypatch, root: Path) -> tuple[dict, SimpleNamespace]:
 
 def test_rank_lists_rank_the_first_queries_by_each_model(monkeypatch, tmp_path):
     runs, test = rank_list_setup(monkeypatch, tmp_path)  # no identities file: real data
-    lists = ev.rank_lists(runs, test, n_queries=2, k=10)
+    lists = rl.rank_lists(runs, test, n_queries=2, k=10)
     assert lists.query_paths == ["q0", "q1"] and lists.gallery_paths == ["g0", "g1", "g2"]
     assert list(lists.ranked) == ["a", "b"]
     assert lists.ranked["a"].tolist() == [[0, 1, 2], [2, 1, 0]]  # g2 junk for q0: last
@@ -262,16 +264,16 @@ def test_rank_lists_mark_wrong_images_of_the_querys_group_as_near_duplicates(mon
 
     (tmp_path / IDENTITIES_FILE).write_text("pid,make,group\n1,X,7\n2,X,7\n3,Y,9\n")
     runs, test = rank_list_setup(monkeypatch, tmp_path)
-    lists = ev.rank_lists(runs, test, n_queries=2, k=3)
+    lists = rl.rank_lists(runs, test, n_queries=2, k=3)
     # vehicles 1 and 2 share group 7: every wrong image is a near-duplicate, no match is
     assert lists.near_duplicate["a"].tolist() == [[False, True, False], [True, False, True]]
     assert lists.near_duplicate["b"].tolist() == [[True, False, False], [True, True, False]]
     (tmp_path / IDENTITIES_FILE).write_text("pid,make,group\n1,X,7\n2,X,8\n3,Y,9\n")
-    apart = ev.rank_lists(runs, test, n_queries=2, k=3)
+    apart = rl.rank_lists(runs, test, n_queries=2, k=3)
     assert not any(flags.any() for flags in apart.near_duplicate.values())
 
 
-def shown_lists(swap: bool = False, groups: bool = True) -> ev.RankLists:
+def shown_lists(swap: bool = False, groups: bool = True) -> rl.RankLists:
     """Two queries, three ranks; the part-regularized model's lists are the better ones."""
     T, F = True, False
     match = {BASELINE: np.array([[F, T, F], [F, F, F]]), FULL: np.array([[T, F, F], [F, F, T]])}
@@ -280,7 +282,7 @@ def shown_lists(swap: bool = False, groups: bool = True) -> ev.RankLists:
         match = {BASELINE: match[FULL], FULL: match[BASELINE]}
         near = {BASELINE: near[FULL], FULL: near[BASELINE]}
     ranked = {name: np.zeros((2, 3), dtype=int) for name in match}
-    return ev.RankLists(
+    return rl.RankLists(
         query_paths=["q0", "q1"],
         gallery_paths=["g0"],
         ranked=ranked,
@@ -291,34 +293,34 @@ def shown_lists(swap: bool = False, groups: bool = True) -> ev.RankLists:
 
 
 def test_rank_list_counts_count_what_each_model_shows():
-    counts = ev.rank_list_counts(shown_lists())
+    counts = rl.rank_list_counts(shown_lists())
     base, full = counts[BASELINE], counts[FULL]
     assert (base.queries, base.ranks, base.first, base.found) == (2, 3, 0, 1)
     assert (base.wrong, base.near_duplicates, base.ahead) == (5, 2, 0)  # q0: dup at 1, match 2
     assert (full.first, full.found, full.wrong, full.near_duplicates) == (1, 2, 4, 2)
     assert full.ahead == 1  # q0: match first; q1: a near-duplicate before the match
-    plain = ev.rank_list_counts(shown_lists(groups=False))[FULL]
+    plain = rl.rank_list_counts(shown_lists(groups=False))[FULL]
     assert plain.near_duplicates is None and plain.ahead is None and plain.first == 1
 
 
 def test_rank_list_answer_follows_the_counts():
-    answer = ev.rank_list_answer(shown_lists())
+    answer = rl.rank_list_answer(shown_lists())
     assert "rank 1 for 0 and the part-regularized model for 1" in answer
     assert "2 of 5 (baseline) and 2 of 4 (part-regularized) are near-duplicates" in answer
     assert "for 0 (baseline) and 1 (part-regularized) of the 2 queries" in answer
     assert "above the near-duplicates more often than the baseline" in answer
     assert "2 of 10 queries illustrate" in answer
-    assert "less often than the baseline" in ev.rank_list_answer(shown_lists(swap=True))
-    plain = ev.rank_list_answer(shown_lists(groups=False))
+    assert "less often than the baseline" in rl.rank_list_answer(shown_lists(swap=True))
+    plain = rl.rank_list_answer(shown_lists(groups=False))
     assert "near-duplicate" not in plain and "first more often than the baseline" in plain
-    assert "no rank lists" in ev.rank_list_answer(None)
+    assert "no rank lists" in rl.rank_list_answer(None)
 
 
 # ----------------------------------------------------------------------------- re-ranking
 
 
 def test_map_change_table_labels_the_variants_and_subtracts():
-    table = ev.map_change_table({BASELINE: 0.5, FULL: 0.4}, {BASELINE: 0.6, FULL: 0.3}, ours=OURS)
+    table = ve.map_change_table({BASELINE: 0.5, FULL: 0.4}, {BASELINE: 0.6, FULL: 0.3}, ours=OURS)
     assert list(table.index) == [LABELS[BASELINE], LABELS[FULL]]
     assert table.index.name == f"{OURS}, VeRi-776 image-to-image"
     assert table["change"].tolist() == pytest.approx([0.1, -0.1])
@@ -332,7 +334,7 @@ def test_rerank_comparison_evaluates_each_model_again_re_ranked(monkeypatch):
     gallery = pd.DataFrame({"pid": [1, 2, 3, 4], "camid": [1, 1, 1, 1]}, index=[3, 4, 5, 6])
     test = SimpleNamespace(query=query, gallery=gallery, tracks=[[0], [1], [2], [3]])
     reranked = evaluate.evaluate_veri(None, test, rerank={})["image"].mAP
-    veri = ev.VeriComparison(
+    veri = ve.VeriComparison(
         runs={BASELINE: SimpleNamespace(model=None), FULL: SimpleNamespace(model=None)},
         results={BASELINE: veri_results(0.2), FULL: veri_results(0.3)},
         test=test,
@@ -340,24 +342,24 @@ def test_rerank_comparison_evaluates_each_model_again_re_ranked(monkeypatch):
         ours=OURS,
         table=pd.DataFrame(),
     )
-    table = ev.rerank_comparison(veri)
+    table = ve.rerank_comparison(veri)
     assert table["mAP"].tolist() == pytest.approx([0.2, 0.3])
     assert table["mAP re-ranked"].tolist() == pytest.approx([reranked, reranked])
     assert table["change"].tolist() == pytest.approx([reranked - 0.2, reranked - 0.3])
 
 
 def test_rerank_answer_says_which_models_map_moves_more():
-    table = ev.map_change_table({BASELINE: 0.5, FULL: 0.4}, {BASELINE: 0.6, FULL: 0.35}, ours=OURS)
-    answer = ev.rerank_answer(table)
+    table = ve.map_change_table({BASELINE: 0.5, FULL: 0.4}, {BASELINE: 0.6, FULL: 0.35}, ours=OURS)
+    answer = ve.rerank_answer(table)
     assert answer.startswith(
         "Re-ranking raises the baseline's image-to-image mAP by 0.100 and lowers the "
         "part-regularized model's image-to-image mAP by 0.050: the baseline's moves more."
     )
     assert "goes from -0.100 to -0.250; that change of -0.150 cannot be compared" in answer
-    other = ev.map_change_table({BASELINE: 0.5, FULL: 0.4}, {BASELINE: 0.5, FULL: 0.5}, ours=OURS)
-    assert "leaves the baseline's image-to-image mAP unchanged" in ev.rerank_answer(other)
-    assert "the part-regularized model's moves more" in ev.rerank_answer(other)
-    assert "nothing to re-rank" in ev.rerank_answer(None)
+    other = ve.map_change_table({BASELINE: 0.5, FULL: 0.4}, {BASELINE: 0.5, FULL: 0.5}, ours=OURS)
+    assert "leaves the baseline's image-to-image mAP unchanged" in ve.rerank_answer(other)
+    assert "the part-regularized model's moves more" in ve.rerank_answer(other)
+    assert "nothing to re-rank" in ve.rerank_answer(None)
 
 
 # ----------------------------------------------------------------------------- the figure

@@ -13,6 +13,8 @@ from matplotlib.collections import LineCollection
 from matplotlib.container import BarContainer
 
 from prreid_lib.config import get_profile
+from prreid_lib.studies import baseline_strength as bs
+from prreid_lib.studies import cue_study as cs
 from prreid_lib.studies import resolution as rs
 from prreid_lib.studies.variants import BASELINE, FULL
 from prreid_lib.viz.resolution import gain_by_cue_figure, gain_vs_strength_figure
@@ -63,7 +65,7 @@ def pair_table(base: float, full: float) -> pd.DataFrame:
     ],
 )
 def test_the_gain_verdict_follows_the_one_rule(inside, outside, noise, starts):
-    cue = rs.cue_gain_summary(gains_table({0.0: inside, 1.0: outside}), noise)
+    cue = cs.cue_gain_summary(gains_table({0.0: inside, 1.0: outside}), noise)
     assert cue["gain_verdict"].startswith(starts)
     assert cue["gain_inside"] == pytest.approx(inside)
     assert cue["gain_outside"] == pytest.approx(outside)
@@ -72,25 +74,25 @@ def test_the_gain_verdict_follows_the_one_rule(inside, outside, noise, starts):
 
 
 def test_the_gain_verdict_agrees_with_seed_difference():
-    change = rs.gain_change(gains_table({0.0: 0.1, 0.5: 0.3, 1.0: 0.0}), 0.01)
+    change = cs.gain_change(gains_table({0.0: 0.1, 0.5: 0.3, 1.0: 0.0}), 0.01)
     assert change.difference == pytest.approx(-0.1)  # first share to last, not the middle
     assert change.beyond
-    assert rs.gain_change_verdict(change).startswith("smaller")
+    assert cs.gain_change_verdict(change).startswith("smaller")
 
 
 def test_an_unknown_noise_is_not_called_about_the_same():
-    cue = rs.cue_gain_summary(gains_table({0.0: 0.2, 1.0: 0.0}), float("nan"))
+    cue = cs.cue_gain_summary(gains_table({0.0: 0.2, 1.0: 0.0}), float("nan"))
     assert cue["gain_verdict"].startswith("not comparable with the noise")
     assert math.isnan(cue["gain_margin"])
 
 
 def test_without_two_levels_the_gain_is_not_measured():
-    no_level = rs.cue_outside_gains(stand_in(synthetic=False), [1.0])  # real data: no knob
+    no_level = cs.cue_outside_gains(stand_in(synthetic=False), [1.0])  # real data: no knob
     for gains, why in (
         (no_level, "no cue knob on real data"),
         (gains_table({0.0: 0.1}), "one level of the cue only"),
     ):
-        cue = rs.cue_gain_summary(gains, 0.01)
+        cue = cs.cue_gain_summary(gains, 0.01)
         assert cue["gain_verdict"] == f"not measured ({why})"
         assert all(math.isnan(cue[k]) for k in ("gain_inside", "gain_outside", "gain_margin"))
 
@@ -102,8 +104,8 @@ def test_resolution_change_and_gain_margin():
     assert change.se == pytest.approx(math.sqrt(2) * 0.05)
     assert "beyond the noise" in change.words()
     assert "within the noise" in rs.resolution_change(res, 0.1).words()
-    assert rs.gain_margin(0.05) == pytest.approx(2 * math.sqrt(2) * 0.05)
-    assert math.isnan(rs.gain_margin(float("nan")))
+    assert cs.gain_margin(0.05) == pytest.approx(2 * math.sqrt(2) * 0.05)
+    assert math.isnan(cs.gain_margin(float("nan")))
 
 
 # ------------------------------------------------------------------- the study's levels and data
@@ -118,8 +120,8 @@ def test_real_data_keep_their_cues():
     real = stand_in(synthetic=False)
     assert rs.with_cue_strength(real, 1.6) is real
     assert rs.with_cue_strength(stand_in(), None) is not None
-    assert rs.outside_cue_data(real, SMOKE.synth.outside_cue_share) is real
-    assert rs.outside_cue_data(real, 1.0) is None
+    assert cs.outside_cue_data(real, SMOKE.synth.outside_cue_share) is real
+    assert cs.outside_cue_data(real, 1.0) is None
 
 
 def test_the_cue_study_stops_at_the_first_share_real_data_lack(monkeypatch, capsys):
@@ -129,17 +131,17 @@ def test_the_cue_study_stops_at_the_first_share_real_data_lack(monkeypatch, caps
         calls.append((d, sorted(variants), kwargs["eval_seed"]))
         return pair_table(0.4, 0.5)
 
-    monkeypatch.setattr(rs, "compare_variants", fake_compare)
+    monkeypatch.setattr(cs, "compare_variants", fake_compare)
     real = stand_in(synthetic=False)
-    gains = rs.cue_outside_gains(real, [0.0, 1.0, 0.0], data_seed=3)
-    assert capsys.readouterr().out.strip() == rs.NO_CUE_KNOB
+    gains = cs.cue_outside_gains(real, [0.0, 1.0, 0.0], data_seed=3)
+    assert capsys.readouterr().out.strip() == cs.NO_CUE_KNOB
     assert calls == [(real, sorted([BASELINE, FULL]), 3)]
     assert list(gains.index) == [0.0] and gains.index.name == "outside_cue_share"
-    assert list(gains.columns) == rs.GAIN_COLUMNS
+    assert list(gains.columns) == cs.GAIN_COLUMNS
     assert gains.loc[0.0, "gain CMC@1"] == pytest.approx(0.1)
     assert gains.loc[0.0, "gain mAP"] == pytest.approx(0.2)
-    empty = rs.cue_outside_gains(real, [1.0])
-    assert empty.empty and list(empty.columns) == rs.GAIN_COLUMNS
+    empty = cs.cue_outside_gains(real, [1.0])
+    assert empty.empty and list(empty.columns) == cs.GAIN_COLUMNS
 
 
 def test_the_resolution_table_trains_the_full_model_at_each_size(monkeypatch):
@@ -182,7 +184,7 @@ def test_the_paper_table_joins_tables_5_and_6():
 def test_the_settings_train_the_random_start_only_when_it_differs(
     pretrained, random_start, has_random
 ):
-    settings = rs.strength_settings(
+    settings = bs.strength_settings(
         stand_in(pretrained=pretrained), [0, 1], seed=5, random_start=random_start
     )
     assert ("random start" in settings) == has_random
@@ -200,22 +202,22 @@ def test_gain_vs_strength_has_a_row_per_setting(monkeypatch):
         frames = [pair_table(0.30 + 0.02 * s, 0.40 + 0.01 * s).assign(seed=s) for s in seeds]
         return pd.concat(frames)
 
-    monkeypatch.setattr(rs, "compare_over_seeds", fake_over_seeds)
+    monkeypatch.setattr(bs, "compare_over_seeds", fake_over_seeds)
     gains = gains_table({0.0: 0.1, 1.0: -0.05}, base=0.2)
-    strength = rs.gain_vs_strength(stand_in(), gains, [0, 1], seed=0, random_start=False)
+    strength = bs.gain_vs_strength(stand_in(), gains, [0, 1], seed=0, random_start=False)
     assert list(strength.index) == [
         "pretrained start (chapter 4)",
         "strong recipe (chapter 6)",
         "cues outside the parts (1)",
     ]
-    assert list(strength.columns) == rs.STRENGTH_COLUMNS
+    assert list(strength.columns) == bs.STRENGTH_COLUMNS
     first = strength.iloc[0]
     assert first["baseline CMC@1"] == pytest.approx(0.31)
     assert first["gain CMC@1"] == pytest.approx(0.405 - 0.31)
     assert first["seed std"] > 0 and first["seeds"] == 2
     assert np.isnan(strength.iloc[1]["seed std"]) and strength.iloc[1]["seeds"] == 1
     assert strength.iloc[2]["gain CMC@1"] == pytest.approx(-0.05)
-    one_level = rs.gain_vs_strength(stand_in(), gains.iloc[:1], [0], random_start=False)
+    one_level = bs.gain_vs_strength(stand_in(), gains.iloc[:1], [0], random_start=False)
     assert len(one_level) == 2  # no cue row without a second level
 
 
@@ -229,9 +231,9 @@ def test_strength_noise_and_extremes():
         },
         index=pd.Index(["a", "b", "c"], name="setting"),
     )
-    assert rs.strength_noise(strength) == pytest.approx(0.03)
-    assert rs.strength_noise(strength.assign(**{"seed std": np.nan})) == 0.0
-    ends = rs.strength_extremes(strength)
+    assert bs.strength_noise(strength) == pytest.approx(0.03)
+    assert bs.strength_noise(strength.assign(**{"seed std": np.nan})) == 0.0
+    ends = bs.strength_extremes(strength)
     assert ends == {
         "weak_setting": "b",
         "weak_base": pytest.approx(0.2),
@@ -319,7 +321,7 @@ def test_display_table_shows_a_dash_never_nan():
     assert "seed std" not in gone.columns  # no value at all: left out
     kept = rs.display_table(pd.DataFrame({"cue strength": [1.6, 3.2]}), keep=["cue strength"])
     assert list(kept["cue strength"]) == [1.6, 3.2]
-    empty = rs.display_table(pd.DataFrame(columns=rs.GAIN_COLUMNS))
+    empty = rs.display_table(pd.DataFrame(columns=cs.GAIN_COLUMNS))
     assert list(empty.columns) == ["baseline CMC@1", "part-regularized CMC@1",
                                    "difference CMC@1", "difference mAP"]  # fmt: skip
 
@@ -332,7 +334,7 @@ def test_an_unknown_seed_spread_is_said_in_words_not_as_nan():
     assert unknown.words() == f"cannot be compared with the noise ({rs.UNKNOWN_NOISE})"
     res = pd.DataFrame({"CMC@1": [0.30, 0.50]}, index=["48 px", "64 px"])
     assert "nan" not in rs.resolution_change(res, float("nan")).words()
-    change = rs.gain_change(gains_table({0.0: 0.1, 1.0: 0.0}), 0.01)
+    change = cs.gain_change(gains_table({0.0: 0.1, 1.0: 0.0}), 0.01)
     assert "two differences" in change.basis and change.beyond
 
 
@@ -360,7 +362,7 @@ def test_an_unknown_seed_spread_is_said_in_words_not_as_nan():
 )
 def test_the_cue_study_concludes_what_its_verdicts_support(inside, outside, conclusion):
     # noise 0.01: one difference has se 0.014 (margin 0.028), their change se 0.02 (0.04)
-    words = rs.cue_study_words(gains_table({0.0: inside, 1.0: outside}), 0.01)
+    words = cs.cue_study_words(gains_table({0.0: inside, 1.0: outside}), 0.01)
     assert words["conclusion"].startswith(conclusion)
     reading = words["reading"]
     assert reading.startswith(
@@ -374,23 +376,23 @@ def test_the_cue_study_concludes_what_its_verdicts_support(inside, outside, conc
 
 
 def test_the_cue_study_words_without_noise_or_levels():
-    words = rs.cue_study_words(gains_table({0.0: -0.1, 0.5: 0.0}), float("nan"))
+    words = cs.cue_study_words(gains_table({0.0: -0.1, 0.5: 0.0}), float("nan"))
     assert words["conclusion"].startswith("With one training seed the seed spread is unknown")
     assert "with 0.5 of the cue outside the parts" in words["reading"]
     assert "nan" not in words["reading"].lower()
-    none = rs.cue_study_words(gains_table({0.0: 0.1}), 0.01)
+    none = cs.cue_study_words(gains_table({0.0: 0.1}), 0.01)
     assert none["reading"] == "The cue study was not measured (one level of the cue only)."
 
 
 def test_the_linearity_answer_predicts_from_the_line_and_its_noise():
     gains = gains_table({0.0: 0.1, 1.0: -0.1})
-    answer = rs.linearity_answer(gains, 0.01)
+    answer = cs.linearity_answer(gains, 0.01)
     assert "(+0.100 at 0, -0.100 at 1)" in answer
     assert "predicts part-regularized minus baseline +0.050 at 0.25" in answer
     # 2 se of (new point - line): sqrt(2) * 0.01 * sqrt(1 + 0.75**2 + 0.25**2) = 0.018
     assert "more than 0.036 from that value" in answer
-    assert "no distance" in rs.linearity_answer(gains, float("nan"))
-    assert "not measured" in rs.linearity_answer(gains.iloc[:1], 0.01)
+    assert "no distance" in cs.linearity_answer(gains, float("nan"))
+    assert "not measured" in cs.linearity_answer(gains.iloc[:1], 0.01)
 
 
 def test_the_map_is_read_for_the_profiles_start_and_grid():
@@ -405,12 +407,12 @@ def test_the_map_is_read_for_the_profiles_start_and_grid():
             "verdict": ["loss", "within noise", "within noise", "within noise"],
         }
     )
-    assert rs.map_cue_reading(regime, stand_in()) == (
+    assert cs.map_cue_reading(regime, stand_in()) == (
         "On the map, with the pretrained start and the 4 x 4 grid, part-regularized minus "
         "baseline CMC@1 is -0.032 at cue strength 1.6 (1.2 times its standard error (one "
         "seed, pooled spread): within the noise); -0.058 at cue strength 3.2 (3.1 times its "
         "standard error (seed spread over 2 and 2 seeds): beyond the noise)."
     )
-    assert "+0.001 at cue strength 3.2" in rs.map_cue_reading(regime, stand_in(pretrained=None))
-    none = rs.map_cue_reading(regime.iloc[:0], stand_in())
+    assert "+0.001 at cue strength 3.2" in cs.map_cue_reading(regime, stand_in(pretrained=None))
+    none = cs.map_cue_reading(regime.iloc[:0], stand_in())
     assert none == "The map has no setting with the pretrained start and the 4 x 4 grid."

@@ -13,11 +13,13 @@ package gives them one way to do it, in three modules:
 - :mod:`prreid_lib.studies.near_duplicates`: pairs of near-duplicate
   identities and the make-model-colour floor.
 
-Each chapter's own steps live in a module of their own, which the chapter
+Each chapter's own steps live in modules of their own, which the chapter
 imports directly: :mod:`~prreid_lib.studies.dataset_tour` (chapter 1),
 :mod:`~prreid_lib.studies.part_labels` (2), :mod:`~prreid_lib.studies.detection`
-(3), :mod:`~prreid_lib.studies.comparison` (4 and 6),
-:mod:`~prreid_lib.studies.evaluation` (5), :mod:`~prreid_lib.studies.resolution`,
+(3), :mod:`~prreid_lib.studies.comparison` (4), :mod:`~prreid_lib.studies.evaluation`,
+:mod:`~prreid_lib.studies.veri_evaluation` and :mod:`~prreid_lib.studies.rank_lists`
+(5), :mod:`~prreid_lib.studies.ablation` (6), :mod:`~prreid_lib.studies.resolution`,
+:mod:`~prreid_lib.studies.cue_study`, :mod:`~prreid_lib.studies.baseline_strength`,
 :mod:`~prreid_lib.studies.locality` and :mod:`~prreid_lib.studies.regime_map` (7),
 :mod:`~prreid_lib.studies.cam` (8) and :mod:`~prreid_lib.studies.appendix`.
 

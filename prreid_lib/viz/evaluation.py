@@ -1,6 +1,6 @@
 """Chapter 5's figure: the rank lists of several models, query by query (the paper's Fig. 6).
 
-It takes the rank lists of :mod:`prreid_lib.studies.evaluation` as plain arrays and
+It takes the rank lists of :mod:`prreid_lib.studies.rank_lists` as plain arrays and
 draws them at the page's width: :data:`CELL_INCHES` per image, titles of
 :data:`TITLE_POINTS` points, a gap between queries, and each gallery image titled with
 its rank and what it is (``match``, ``other``, ``near-dup.``) so the figure reads

@@ -1,8 +1,9 @@
 """Chapter 7's figures: part-regularized minus baseline by where the identity cue lies,
 and against the baseline's strength.
 
-Both take the tables of :mod:`prreid_lib.studies.resolution` and return a
-matplotlib figure; the chapter shows it.
+Both take the tables of :mod:`prreid_lib.studies.cue_study` and
+:mod:`prreid_lib.studies.baseline_strength` respectively and return a matplotlib
+figure; the chapter shows it.
 """
 
 from __future__ import annotations
