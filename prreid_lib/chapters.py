@@ -193,9 +193,10 @@ def run_chapters(
     timings_csv = _ensure_dir(cwd / params.output_dir) / TIMINGS_FILE
     columns = ["chapter", "seconds", "peak GiB"]
     rows: list[dict[str, object]] = []
+    step = largest_step(params.profile)
     for notebook in chapters:
         pd.DataFrame(rows, columns=columns).to_csv(timings_csv, index=False)
-        with heap_reuse_for_children(*largest_step(params.profile)), PeakChildMemory() as memory:
+        with heap_reuse_for_children(*step), PeakChildMemory() as memory:
             seconds = run_chapter(notebook, generated_dir / notebook.name, params, cwd=cwd)
         rows.append(
             {"chapter": notebook.stem, "seconds": round(seconds, 1),

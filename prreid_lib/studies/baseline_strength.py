@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,7 +44,6 @@ STRENGTH_COLUMNS = [
     "seeds",
 ]
 """Columns of :func:`gain_vs_strength` (indexed by ``setting``)."""
-_PAIR = cast("Mapping[str, Overrides]", HEADLINE_PAIR)  # keyed by Variant, a str
 
 
 def strength_settings(
@@ -58,7 +57,7 @@ def strength_settings(
     training seeds). The pretrained start with chapter 4's ``pair_seeds``; a random start
     with ``seed`` (only when the data have a pretrained start and ``random_start``,
     default the profile's); the strong recipe of chapter 6 with ``seed``."""
-    pair = _PAIR
+    pair = HEADLINE_PAIR
     settings: dict[str, tuple[Mapping[str, Overrides], list[int]]] = {
         "pretrained start (chapter 4)": (pair, list(pair_seeds))
     }

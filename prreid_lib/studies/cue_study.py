@@ -14,9 +14,8 @@ part-regularized minus baseline, whatever its sign.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import cast
 
 import pandas as pd
 
@@ -27,7 +26,6 @@ from prreid_lib.studies.variants import (
     BASELINE,
     FULL,
     HEADLINE_PAIR,
-    Overrides,
     compare_variants,
 )
 from prreid_lib.uncertainty import MARGIN_SE, Verdict, seed_difference
@@ -55,7 +53,6 @@ GAIN_COLUMNS = [
 """Columns of :func:`cue_outside_gains` (indexed by ``outside_cue_share``)."""
 NO_CUE_KNOB = "the real data sets have no cue knob: study skipped"
 """Printed when the cue study meets real data."""
-_PAIR = cast("Mapping[str, Overrides]", HEADLINE_PAIR)  # keyed by Variant, a str
 
 
 def outside_cue_data(
@@ -118,7 +115,7 @@ def cue_outside_gains(
             print(NO_CUE_KNOB)
             break
         table = compare_variants(
-            d, _PAIR, output_dir=output_dir, seed=seed, device=device, eval_seed=data_seed
+            d, HEADLINE_PAIR, output_dir=output_dir, seed=seed, device=device, eval_seed=data_seed
         )
         rows.append(_gain_row(share, table))
     if not rows:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import cast
 
 import pandas as pd
 
@@ -33,7 +32,6 @@ from prreid_lib.studies.variants import (
     BASELINE,
     FULL,
     HEADLINE_PAIR,
-    Overrides,
     compare_over_seeds,
     compare_variants,
 )
@@ -59,7 +57,6 @@ MISSING = "—"
 """How :func:`display_table` shows a missing value (never "NaN")."""
 SHOWN_NAMES: dict[str, str] = {"gain CMC@1": "difference CMC@1", "gain mAP": "difference mAP"}
 """Column names as the chapter shows them: part-regularized minus baseline, of either sign."""
-_PAIR = cast("Mapping[str, Overrides]", HEADLINE_PAIR)  # keyed by Variant, a str
 
 
 def with_cue_strength(
@@ -173,7 +170,7 @@ def pair_noise(
     runs, from the run cache): :func:`~prreid_lib.uncertainty.seed_spread` of CMC@1
     (NaN for one seed)."""
     per_seed = compare_over_seeds(
-        data, _PAIR, seeds, output_dir=output_dir, device=device, eval_seed=eval_seed
+        data, HEADLINE_PAIR, seeds, output_dir=output_dir, device=device, eval_seed=eval_seed
     )
     return seed_spread(per_seed, [BASELINE, FULL])
 
